@@ -1,0 +1,153 @@
+"""Command line: ``python -m tempscale train|eval|audit|runs|profiles``.
+
+Batch work outside notebooks, on the same run store. User errors (unknown dataset or architecture, τ ≤ 0, epochs < 1,
+a missing data folder, a corrupt checkpoint) exit with status 2 and one line on stderr, no traceback. With ``--json``
+the last line of stdout is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .errors import TempscaleError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump: the reason is what the user needs
+        raise TempscaleError(f"{self.prog}: {message} (see --help)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper (default: quick)")
+    p.add_argument("--tau", type=float, help="training temperature τ > 0 (default: the profile's first τ)")
+    p.add_argument("--dataset", help="digits | cifar10 | cifar100 | tinyimagenet | imagefolder:<path>")
+    p.add_argument("--arch", help="resnet8 | resnet20 | resnet50 | wrn28_10 | vit_small_patch16_224")
+    p.add_argument("--method", help="standard (default) or another registered training method")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--n-train", type=int, help="train on a fixed subset of this many examples")
+    p.add_argument("--runs-dir", help="run store (default: $TEMPSCALE_RUNS or ./runs)")
+    p.add_argument("--data-dir", help="data directory (default: $TEMPSCALE_DATA or ./data)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs internet)")
+    p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tempscale", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _common(sub.add_parser("train", help="train (or reuse) one run"))
+    ev = sub.add_parser("eval", help="evaluate one run under attacks and corruptions (cached)")
+    _common(ev)
+    ev.add_argument("--attacks", default="clean,pgd20", help="comma-separated attack names, 'corruptions' included")
+    ev.add_argument("--n-eval", type=int, help="attack the first N test examples (default: the profile's)")
+    ev.add_argument("--severity", type=int, default=3, help="corruption severity 1..5 (default 3, as the paper)")
+    au = sub.add_parser("audit", help="gradient-masking audit of one run")
+    _common(au)
+    au.add_argument("--n-eval", type=int, help="audit the first N test examples (default: the profile's)")
+    runs = sub.add_parser("runs", help="list stored runs")
+    runs.add_argument("--runs-dir")
+    runs.add_argument("--json", action="store_true")
+    sub.add_parser("profiles", help="show the profiles and the assumptions where the paper is silent")
+    return parser
+
+
+def spec_from_args(args):
+    from .profiles import get_profile
+
+    profile = get_profile(args.profile)
+    overrides = {k: v for k, v in {
+        "dataset": args.dataset, "arch": args.arch, "method": args.method, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "image_size": args.image_size, "n_train": args.n_train,
+    }.items() if v is not None}
+    if args.arch and args.arch != profile.arch:  # the other family's recipe applies (e.g. ViT: Adam, 30 epochs)
+        overrides = {**profile.recipe(args.arch), **overrides}
+    tau = profile.taus[0] if args.tau is None else args.tau
+    return profile, profile.spec(tau, seed=args.seed, **overrides)
+
+
+def cmd_train(args) -> dict:
+    from .runs import get_or_train
+
+    _, spec = spec_from_args(args)
+    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
+                       progress=not args.quiet, download=args.download)
+    r = run.result
+    return {"run_dir": str(run.dir), "clean_acc": r["clean_acc"], "epochs_done": r["epochs_done"],
+            "diverged": r["diverged"], "tau": spec.tau, "dataset": spec.dataset, "arch": spec.arch,
+            "method": spec.method, "seed": spec.seed, "init": r.get("init", spec.init)}
+
+
+def cmd_eval(args) -> dict:
+    from .evaluation import evaluate_run
+    from .runs import get_or_train
+
+    profile, spec = spec_from_args(args)
+    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
+                       progress=not args.quiet, download=args.download)
+    names = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
+    results = evaluate_run(run, names, profile=profile, n_eval=n_eval, severity=args.severity,
+                           data_dir=args.data_dir, device=args.device, progress=not args.quiet)
+    return {"run_dir": str(run.dir), "tau": spec.tau, "n_eval": n_eval, "results": results}
+
+
+def cmd_audit(args) -> dict:
+    from .audit import audit_run
+    from .runs import get_or_train
+
+    profile, spec = spec_from_args(args)
+    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
+                       progress=not args.quiet, download=args.download)
+    n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
+    report = audit_run(run, profile=profile, n_eval=n_eval, data_dir=args.data_dir, device=args.device)
+    return {"run_dir": str(run.dir), "tau": spec.tau, **report}
+
+
+def cmd_runs(args) -> list:
+    from .runs import list_runs
+
+    rows = list_runs(args.runs_dir)
+    if not args.json:
+        for row in rows:
+            acc = f"{row['clean_acc']:.4f}" if row.get("clean_acc") is not None else "-"
+            print(f"{row['run']:<72} {row['status']:<22} clean_acc={acc}")
+    return rows
+
+
+def cmd_profiles(_args) -> None:
+    from .profiles import ASSUMPTIONS, PROFILES
+
+    for p in PROFILES.values():
+        print(f"{p.name}: {p.description}\n  dataset={p.dataset} arch={p.arch} taus={list(p.taus)} "
+              f"seeds={list(p.seeds)} train={p.train} n_eval={p.n_eval}")
+    print("\nAssumptions where the paper is silent:")
+    for key, text in ASSUMPTIONS.items():
+        print(f"  {key}: {text}")
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            out = COMMANDS[args.command](args)
+    except TempscaleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished epochs and evaluation batches are kept; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    if getattr(args, "json", False) and out is not None:
+        print(json.dumps(out, default=str))
+    return 0

@@ -1,0 +1,28 @@
+"""Where runs, data and figures live, whatever the working directory (notebooks run from notebooks/).
+
+Environment variables win: TEMPSCALE_RUNS, TEMPSCALE_DATA, TEMPSCALE_FIGURES. Otherwise folders at the project root
+when the library runs from a checkout, else the working directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "run_all.sh").exists() else Path.cwd()
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("TEMPSCALE_RUNS") or project_root() / "runs")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("TEMPSCALE_DATA") or project_root() / "data")
+
+
+def figures_dir(profile: str = "quick") -> Path:
+    """figures/ for the quick profile (committed); figures/<profile>/ for the others, so tests never overwrite it."""
+    base = Path(os.environ.get("TEMPSCALE_FIGURES") or project_root() / "figures")
+    return base if profile == "quick" else base / profile

@@ -1,0 +1,125 @@
+"""Trainer and run store: resume equality, integrity checks, divergence, locking, determinism, accuracy."""
+import json
+import threading
+import time
+
+import pytest
+import torch
+
+from tempscale.errors import CorruptCheckpointError, InvalidSpecError
+from tempscale.profiles import get_profile
+from tempscale.runs import Run, RunSpec, get_or_train, list_runs, load_verified
+from tempscale.train import StopTraining, augment, train_run
+
+SMOKE = get_profile("smoke")
+
+
+def _spec(**kw):
+    return SMOKE.spec(kw.pop("tau", 1.0), **{"epochs": 3, **kw})
+
+
+def _weights(run):
+    return load_verified(run.model_path)
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+    spec = _spec(tau=10.0)
+    straight = get_or_train(spec, runs_dir=tmp_path / "a", progress=False)
+    interrupted = Run(spec, tmp_path / "b")
+    with pytest.raises(StopTraining):
+        train_run(interrupted, progress=False, stop_after=1)
+    assert not interrupted.is_complete and len(interrupted.history) == 1
+    resumed = get_or_train(spec, runs_dir=tmp_path / "b", progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [h["test_errors"] for h in straight.history] == [h["test_errors"] for h in resumed.history]
+
+
+def test_same_spec_same_numbers(tmp_path):
+    a = get_or_train(_spec(epochs=1), runs_dir=tmp_path / "a", progress=False)
+    b = get_or_train(_spec(epochs=1), runs_dir=tmp_path / "b", progress=False)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    assert a.result["clean_acc"] == b.result["clean_acc"]
+
+
+def test_reuse_does_not_retrain(tmp_path, monkeypatch):
+    spec = _spec(epochs=1)
+    first = get_or_train(spec, runs_dir=tmp_path, progress=False)
+    monkeypatch.setattr("tempscale.train.train_run", lambda *a, **k: pytest.fail("retrained a finished run"))
+    assert get_or_train(spec, runs_dir=tmp_path, progress=False).dir == first.dir
+
+
+def test_result_records_provenance(tmp_path):
+    run = get_or_train(_spec(epochs=1), runs_dir=tmp_path, progress=False)
+    result = run.result
+    assert set(result["provenance"]) >= {"versions", "device", "elapsed_s", "code"}
+    assert result["provenance"]["versions"]["torch"].startswith("2.")
+    assert json.loads(run.spec_path.read_text()) == run.spec.to_dict()
+    assert [r["run"] for r in list_runs(tmp_path)] == [run.dir.name]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_final_weights_detected(tmp_path, damage):
+    run = get_or_train(_spec(epochs=1), runs_dir=tmp_path, progress=False)
+    data = run.model_path.read_bytes()
+    run.model_path.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(CorruptCheckpointError, match="model.pt"):
+        run.load_model()
+
+
+def test_corrupt_checkpoint_is_never_resumed_from(tmp_path):
+    spec = _spec(epochs=3)
+    run = Run(spec, tmp_path)
+    with pytest.raises(StopTraining):
+        train_run(run, progress=False, stop_after=1)
+    run.checkpoint_path.write_bytes(run.checkpoint_path.read_bytes()[:100])
+    with pytest.raises(CorruptCheckpointError, match="checkpoint.pt"):
+        get_or_train(spec, runs_dir=tmp_path, progress=False)
+    assert run.history_path.exists()   # what was computed is kept
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    run = get_or_train(_spec(tau=0.01, lr=1e6, epochs=3), runs_dir=tmp_path, progress=False)
+    result = run.result
+    assert result["diverged"] is True and result["diverged_epoch"] >= 1
+    assert all(torch.isfinite(v).all() for v in _weights(run).values() if v.is_floating_point())
+
+
+def test_second_process_waits_for_the_lock(tmp_path):
+    from filelock import FileLock
+
+    spec = _spec(epochs=1).replace(init="scratch")
+    run = Run(spec, tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    lock = FileLock(str(run.lock_path))
+    lock.acquire()
+    worker = threading.Thread(target=get_or_train, args=(spec,), kwargs=dict(runs_dir=tmp_path, progress=False))
+    worker.start()
+    time.sleep(1.5)
+    assert worker.is_alive() and not run.checkpoint_path.exists()
+    lock.release()
+    worker.join(60)
+    assert run.is_complete
+
+
+def test_bad_specs_rejected():
+    for bad in (dict(tau=0.0), dict(tau=-1.0), dict(epochs=0), dict(dataset="mnist"), dict(arch="lenet")):
+        with pytest.raises(InvalidSpecError):
+            _spec(**bad)
+
+
+def test_augment_keeps_shape_and_is_seeded():
+    x = torch.rand(8, 3, 16, 16)
+    a = augment(x, "crop+flip", torch.Generator().manual_seed(1))
+    b = augment(x, "crop+flip", torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    assert torch.equal(augment(x, "none", torch.Generator()), x)
+
+
+def test_digits_at_tau_1_reaches_real_accuracy(tmp_path):
+    spec = get_profile("quick").spec(1.0, epochs=8)
+    run = get_or_train(spec, runs_dir=tmp_path, progress=False)
+    assert run.result["clean_acc"] >= 0.95, run.result
+    assert run.history[-1]["test_errors"] < run.history[0]["test_errors"]
