@@ -81,7 +81,7 @@ def test_corrupt_checkpoint_is_never_resumed_from(tmp_path):
 
 
 def test_divergence_is_recorded_not_raised(tmp_path):
-    run = get_or_train(_spec(tau=0.01, lr=1e6, epochs=3), runs_dir=tmp_path, progress=False)
+    run = get_or_train(_spec(tau=0.01, lr=1e6, optimizer="sgd", epochs=3), runs_dir=tmp_path, progress=False)
     result = run.result
     assert result["diverged"] is True and result["diverged_epoch"] >= 1
     assert all(torch.isfinite(v).all() for v in _weights(run).values() if v.is_floating_point())

@@ -159,6 +159,10 @@ def make_optimizer(spec, model: nn.Module):
     return opt, sched
 
 
+def _all_finite(model: nn.Module) -> bool:
+    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
 class StopTraining(Exception):
     """Raised by a `stop_after` hook (tests simulate an interruption with it)."""
 
@@ -212,7 +216,8 @@ def train_run(run, data_dir=None, device: str | None = None, progress: bool = Tr
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
             seen += len(y)
-        if diverged:
+        if diverged or not _all_finite(model):  # a finite loss can still leave inf/NaN weights behind
+            diverged, diverged_epoch = True, epoch
             break
         sched.step()
         errors, total = count_errors(model, bundle.test, dev, channels_last=channels_last)
