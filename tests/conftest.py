@@ -9,7 +9,7 @@ import torch
 def digits_standard():
     """(model in eval mode, x_test in [0, 1], y_test): a τ = 1 CNN trained on sklearn digits at 16×16.
 
-    TEMPORARY implementation (plain torch) until tempscale.runs.get_or_train lands; the return value stays the same.
+    Trained with plain torch on purpose: the attack and audit tests then do not depend on the trainer they help check.
     """
     import numpy as np
     import torch.nn as nn

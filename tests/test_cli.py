@@ -45,3 +45,20 @@ def test_bad_arguments_exit_nonzero_with_one_line(tmp_path, args, reason):
 def test_profiles_lists_assumptions():
     out = subprocess.run([sys.executable, "-m", "tempscale", "profiles"], capture_output=True, text=True)
     assert out.returncode == 0 and "cnn.epochs" in out.stdout and "quick" in out.stdout
+
+
+def test_eval_maps_each_attack_to_accuracy_and_count(tmp_path):
+    attacks = "clean,pgd20,cw-linf,apgd-ce,apgd-dlr,square,corruptions"
+    out = _cli("eval", "--profile", "smoke", "--tau", "50", "--epochs", "1", "--n-eval", "16", "--attacks", attacks,
+               "--quiet", "--json", runs_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(record["attacks"]) == set(attacks.split(",")) | {"worst_case"}
+    for name, r in record["attacks"].items():
+        assert r["n"] == 16 and 0 <= r["accuracy"] <= 1, (name, r)
+    assert record["attacks"]["pgd20"]["accuracy"] <= record["attacks"]["clean"]["accuracy"]
+
+
+def test_eval_unknown_attack_is_one_line(tmp_path):
+    out = _cli("eval", "--profile", "smoke", "--epochs", "1", "--attacks", "clean,fgsm9", "--quiet", runs_dir=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "fgsm9" in out.stderr

@@ -95,7 +95,10 @@ def cmd_eval(args) -> dict:
     n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
     results = evaluate_run(run, names, profile=profile, n_eval=n_eval, severity=args.severity,
                            data_dir=args.data_dir, device=args.device, progress=not args.quiet)
-    return {"run_dir": str(run.dir), "tau": spec.tau, "n_eval": n_eval, "results": results}
+    # corruptions report n per corruption (the same images each time): the summary gives that per-image count.
+    summary = {name: {"accuracy": r["accuracy"], "n": r["n"] if isinstance(r["n"], int) else max(r["n"].values())}
+               for name, r in results.items()}
+    return {"run_dir": str(run.dir), "tau": spec.tau, "n_eval": n_eval, "attacks": summary, "details": results}
 
 
 def cmd_audit(args) -> dict:

@@ -170,7 +170,7 @@ class StopTraining(Exception):
 def train_run(run, data_dir=None, device: str | None = None, progress: bool = True, download: bool = False,
               stop_after: int | None = None) -> dict:
     """Train (or resume) `run` to completion and write its result. `stop_after=k` interrupts after epoch k."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .runs import atomic_write_json, load_verified, save_verified
 
