@@ -74,6 +74,7 @@ class Profile:
     convergence_taus: tuple[float, ...] = (0.5, 1.0, 50.0)
     convergence_lrs: tuple[float, ...] = (0.1, 0.01)
     convergence_seeds: tuple[int, ...] = (0,)
+    convergence_epochs: int | None = None            # None: the profile's training epochs
     runtime: str = ""                                 # what a reader should expect, per notebook
 
     def recipe(self, arch: str | None = None) -> dict:
@@ -121,8 +122,9 @@ _register(Profile(
     dataset="digits", arch="resnet8", taus=PAPER_TAUS,
     train=QUICK_TRAIN,
     n_eval=450,
-    attack_overrides={"square": {"n_queries": 1000}, "cw-l2": {"steps": 200}},
-    tsne_n=450, convergence_seeds=(0, 1, 2),
+    # CPU budget: Square with 500 queries (AutoAttack: 5000), C&W-L2 with 100 steps (thesis: 1000); PGD/APGD as the paper.
+    attack_overrides={"square": {"n_queries": 500}, "cw-l2": {"steps": 100}},
+    tsne_n=450, convergence_seeds=(0, 1), convergence_epochs=20,
     runtime="minutes",
 ))
 
