@@ -252,3 +252,5 @@ def train_run(run, data_dir=None, device: str | None = None, progress: bool = Tr
 
 __all__ = ["METHODS", "register_method", "build_for_spec", "train_run", "count_errors", "augment", "StopTraining",
            "CorruptCheckpointError"]
+
+from . import methods  # noqa: E402,F401  (registers madry, ldd, ldd_pseudo: specs using them validate, runs reload)
