@@ -108,8 +108,8 @@ def cmd_audit(args) -> dict:
     profile, spec = spec_from_args(args)
     run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
                        progress=not args.quiet, download=args.download)
-    n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
-    report = audit_run(run, profile=profile, n_eval=n_eval, data_dir=args.data_dir, device=args.device)
+    # None lets the audit's own budget choose n (its quick budget trims the eval set to keep the CPU time sane).
+    report = audit_run(run, profile=profile, n_eval=args.n_eval, data_dir=args.data_dir, device=args.device)
     return {"run_dir": str(run.dir), "tau": spec.tau, **report}
 
 
