@@ -228,26 +228,32 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
-def _attack_context(model: nn.Module) -> Iterator[None]:
-    """Eval mode, frozen parameters, gradients on, forked RNG; everything restored afterwards.
-
-    Frozen parameters: attacks need input gradients only, and torchattacks' CW calls ``backward()``, which would
-    otherwise fill the parameters' ``.grad``. Forked RNG: torchattacks reseeds the global generators.
-    """
+def frozen_eval(model: nn.Module) -> Iterator[None]:
+    """Eval mode and parameters without gradients (attacks need input gradients only); both restored afterwards."""
     modes = [(module, module.training) for module in model.modules()]
     grads = [(param, param.requires_grad) for param in model.parameters()]
-    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     try:
         model.eval()
         for param, _ in grads:
             param.requires_grad_(False)
-        with torch.random.fork_rng(devices=cuda_devices), torch.enable_grad():
-            yield
+        yield
     finally:
         for module, training in modes:
             module.training = training
         for param, requires_grad in grads:
             param.requires_grad_(requires_grad)
+
+
+@contextlib.contextmanager
+def _attack_context(model: nn.Module) -> Iterator[None]:
+    """`frozen_eval` plus gradients on and a forked RNG; everything restored afterwards.
+
+    Frozen parameters: torchattacks' CW calls ``backward()``, which would otherwise fill the parameters' ``.grad``.
+    Forked RNG: torchattacks reseeds the global generators.
+    """
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with frozen_eval(model), torch.random.fork_rng(devices=cuda_devices), torch.enable_grad():
+        yield
 
 
 @torch.no_grad()

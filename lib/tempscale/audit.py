@@ -54,7 +54,6 @@ Public API: `audit` → `AuditReport` (``verdict``, ``flagged``, ``accuracy``, `
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
@@ -68,7 +67,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import ATTACKS, AttackSpec, attack_spec, model_device, run_attack, worst_case
+from .attacks import ATTACKS, AttackSpec, attack_spec, frozen_eval, model_device, run_attack, worst_case
 from .errors import InvalidSpecError
 
 CHECKS: tuple[str, ...] = ("black-box", "scale-invariant", "vanishing-gradients", "eps-sweep", "more-iterations",
@@ -398,23 +397,6 @@ class AttackRunner:
         return kept
 
 
-@contextlib.contextmanager
-def _frozen(model: nn.Module):
-    """Eval mode and parameters without gradients (only input gradients are needed); both restored afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    grads = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        model.eval()
-        for param, _ in grads:
-            param.requires_grad_(False)
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
-
-
 # --- gradient statistics ---------------------------------------------------------------------------------------------
 
 def gradient_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict:
@@ -425,7 +407,7 @@ def gradient_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
 
     device = model_device(model)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("max_abs_grad", "margin", "max_prob", "logits")}
-    with _frozen(model), torch.enable_grad():
+    with frozen_eval(model), torch.enable_grad():
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].detach().to(device).float().requires_grad_(True)
             yb = y[start:start + batch_size].to(device)
