@@ -318,11 +318,12 @@ def load_corrupted(dataset: str, corruption: str, severity: int,
     if images.ndim != 4 or images.shape[0] % 5 or images.shape[-1] != 3:
         raise DataNotFoundError(f"{images_file} has shape {images.shape}; expected (5*N, H, W, 3); {hint}")
     n = images.shape[0] // 5
-    part = np.ascontiguousarray(images[(severity - 1) * n: severity * n])
+    part = np.array(images[(severity - 1) * n: severity * n])   # copy: reads one severity off the read-only memmap
     labels = labels[(severity - 1) * n: severity * n] if len(labels) == 5 * n else labels
     if len(labels) != n:
         raise DataNotFoundError(f"{labels_file} has {len(labels)} labels for {n} images per severity; {hint}")
-    return TensorImageDataset(torch.from_numpy(part).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.array(labels, dtype=np.int64)))
+    images_nchw = torch.from_numpy(part).permute(0, 3, 1, 2).contiguous()
+    return TensorImageDataset(images_nchw, torch.from_numpy(np.array(labels, dtype=np.int64)))
 
 
 def _load_tiny_corrupted(root: Path, corruption: str, severity: int, hint: str) -> FileImageDataset:
