@@ -1,12 +1,16 @@
 """tempscale.paper against the seed text of the paper and the thesis.
 
 The expected numbers are parsed from the plain-text copies of the two documents (shared/paper beside the repository),
-not retyped, so a transcription slip in paper.py fails here. Without shared/ the text checks skip, except in CI.
+not retyped, so a transcription slip in the package's CSVs fails here. Without shared/ the text checks skip, except in
+CI. The CSVs and their metadata.json are also checked against each other, without the seed text.
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -146,18 +150,19 @@ SPOT_CHECKS = [  # (doc, caption, τ, position in the printed row, accessor, col
     ("paper", "TABLE II:", 50, 3, lambda: paper.robustness("vit_small_patch16_224", "cifar10"), "cw_linf", 39.52),
     ("paper", "TABLE II:", 100, 5, lambda: paper.robustness("vit_small_patch16_224", "cifar100"), "corruptions",
      73.47),
-    ("thesis", "Table 3.9:", 70, 2, lambda: paper.attacks("resnet50", "cifar10"), "cw_linf", 33.51),
-    ("thesis", "Table 3.9:", 150, 5, lambda: paper.attacks("resnet50", "cifar10"), "square", 6.17),
-    ("thesis", "Table 3.10:", 150, 0, lambda: paper.attacks("resnet50", "cifar100"), "clean", 73.15),
-    ("thesis", "Table 3.11:", 50, 4, lambda: paper.attacks("vit_small_patch16_224", "cifar10"), "apgd_ce", 97.4),
-    ("thesis", "Table 3.12:", 0.1, 3, lambda: paper.attacks("vit_small_patch16_224", "cifar100"), "cw_l2", 26.35),
-    ("thesis", "Table 3.4:", 30, 8, lambda: paper.corruptions("resnet50", "cifar10"), "glass_blur", 51.81),
-    ("thesis", "Table 3.4:", 30, 11, lambda: paper.corruptions("resnet50", "cifar10"), "corruptions", 74.93),
-    ("thesis", "Table 3.5:", 1, 1, lambda: paper.corruptions("resnet50", "cifar100"), "gaussian_noise", 24.50),
-    ("thesis", "Table 3.6:", 1, 19, lambda: paper.corruptions("resnet50", "tinyimagenet"), "saturate", 40.06),
-    ("thesis", "Table 3.7:", 10, 7, lambda: paper.corruptions("vit_small_patch16_224", "cifar10"), "gaussian_blur",
+    ("thesis", "Table 3.9:", 70, 2, lambda: paper.attack_table("resnet50", "cifar10"), "cw_linf", 33.51),
+    ("thesis", "Table 3.9:", 150, 5, lambda: paper.attack_table("resnet50", "cifar10"), "square", 6.17),
+    ("thesis", "Table 3.10:", 150, 0, lambda: paper.attack_table("resnet50", "cifar100"), "clean", 73.15),
+    ("thesis", "Table 3.11:", 50, 4, lambda: paper.attack_table("vit_small_patch16_224", "cifar10"), "apgd_ce", 97.4),
+    ("thesis", "Table 3.12:", 0.1, 3, lambda: paper.attack_table("vit_small_patch16_224", "cifar100"), "cw_l2", 26.35),
+    ("thesis", "Table 3.4:", 30, 8, lambda: paper.corruption_table("resnet50", "cifar10"), "glass_blur", 51.81),
+    ("thesis", "Table 3.4:", 30, 11, lambda: paper.corruption_table("resnet50", "cifar10"), "corruptions", 74.93),
+    ("thesis", "Table 3.5:", 1, 1, lambda: paper.corruption_table("resnet50", "cifar100"), "gaussian_noise", 24.50),
+    ("thesis", "Table 3.6:", 1, 19, lambda: paper.corruption_table("resnet50", "tinyimagenet"), "saturate", 40.06),
+    ("thesis", "Table 3.7:", 10, 7, lambda: paper.corruption_table("vit_small_patch16_224", "cifar10"), "gaussian_blur",
      93.4),
-    ("thesis", "Table 3.8:", 70, 19, lambda: paper.corruptions("vit_small_patch16_224", "cifar100"), "contrast", 73.1),
+    ("thesis", "Table 3.8:", 70, 19, lambda: paper.corruption_table("vit_small_patch16_224", "cifar100"), "contrast",
+     73.1),
 ]
 
 
@@ -194,7 +199,7 @@ def test_table_i_has_eight_taus_and_robustness_columns(dataset):
                                                   ("vit_small_patch16_224", "cifar10", 8),
                                                   ("vit_small_patch16_224", "cifar100", 8)])
 def test_attack_tables_shape(arch, dataset, n_tau):
-    frame = paper.attacks(arch, dataset)
+    frame = paper.attack_table(arch, dataset)
     assert frame.shape == (n_tau, 6)
     assert list(frame.columns) == ["clean", "pgd20", "cw_linf", "cw_l2", "apgd_ce", "square"]
     assert (n_tau == 9) == (150.0 in frame.index)
@@ -205,7 +210,7 @@ def test_attack_tables_shape(arch, dataset, n_tau):
                                                       ("vit_small_patch16_224", "cifar10", False),
                                                       ("vit_small_patch16_224", "cifar100", False)])
 def test_corruption_tables_columns_in_canonical_order(arch, dataset, has_glass):
-    frame = paper.corruptions(arch, dataset)
+    frame = paper.corruption_table(arch, dataset)
     expected = [k for k in paper.CORRUPTION_KEYS if has_glass or k != "glass_blur"]
     assert list(frame.columns) == ["clean", *expected, "corruptions"]
     assert list(frame.index) == PAPER_TAUS
@@ -214,7 +219,7 @@ def test_corruption_tables_columns_in_canonical_order(arch, dataset, has_glass):
 def test_corruption_average_matches_table_i():
     """The thesis' per-corruption Average is Table I's -C for the ResNet50 CIFAR tables."""
     for dataset in ("cifar10", "cifar100"):
-        pd.testing.assert_series_equal(paper.corruptions("resnet50", dataset)["corruptions"],
+        pd.testing.assert_series_equal(paper.corruption_table("resnet50", dataset)["corruptions"],
                                        paper.robustness("resnet50", dataset)["corruptions"])
 
 
@@ -254,7 +259,7 @@ def test_frames_are_fresh_copies():
 
 def test_known_inconsistency_is_recorded_not_fixed():
     """Thesis 3.9 and paper Table I disagree on C&W-L∞ at τ = 70/100: both stay as printed, and a note says so."""
-    assert paper.attacks("resnet50", "cifar10").loc[[70.0, 100.0], "cw_linf"].tolist() == [33.51, 35.43]
+    assert paper.attack_table("resnet50", "cifar10").loc[[70.0, 100.0], "cw_linf"].tolist() == [33.51, 35.43]
     assert paper.robustness("resnet50", "cifar10").loc[[70.0, 100.0], "cw_linf"].tolist() == [35.43, 37.32]
     assert any("C&W" in note for note in paper.TABLES["3.9"].notes)
 
@@ -264,9 +269,60 @@ def test_known_inconsistency_is_recorded_not_fixed():
     (lambda: paper.ldd_table("3.9"), "4.1"),
     (lambda: paper.robustness("resnet18", "cifar10"), "resnet50"),
     (lambda: paper.robustness("vit_small_patch16_224", "tinyimagenet"), "tinyimagenet"),
-    (lambda: paper.attacks("resnet50", "tinyimagenet"), "cifar100"),
-    (lambda: paper.corruptions("resnet50", "mnist"), "tinyimagenet"),
+    (lambda: paper.attack_table("resnet50", "tinyimagenet"), "cifar100"),
+    (lambda: paper.corruption_table("resnet50", "mnist"), "tinyimagenet"),
 ])
 def test_unknown_ids_raise_with_valid_options(call, needle):
     with pytest.raises(InvalidSpecError, match=re.escape(needle)):
         call()
+
+
+# --- the data files: CSVs and metadata.json agree -------------------------------------------------------------------
+
+TABLE_DIR = resources.files(paper) / "tables"
+
+
+def _metadata() -> dict:
+    return json.loads((TABLE_DIR / "metadata.json").read_text(encoding="utf-8"))
+
+
+def _csv_rows(name: str) -> list[list[str]]:
+    with (TABLE_DIR / name).open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_every_table_has_its_csv_and_every_csv_its_table():
+    declared = [meta["file"] for meta in _metadata()["tables"].values()]
+    on_disk = [entry.name for entry in TABLE_DIR.iterdir() if entry.name.endswith(".csv")]
+    assert len(declared) == len(set(declared))
+    assert sorted(declared) == sorted(on_disk)
+    assert list(_metadata()["tables"]) == list(paper.TABLES)
+
+
+@pytest.mark.parametrize("table_id", list(paper.TABLES))
+def test_csv_has_the_layout_its_metadata_declares(table_id):
+    """Read with the csv module, not the loader: header rows, row-label columns and value cells as declared."""
+    meta = _metadata()["tables"][table_id]
+    rows = _csv_rows(meta["file"])
+    n_header, n_labels, (n_rows, n_values) = len(meta["columns"]), len(meta["index"]), meta["shape"]
+    header, body = rows[:n_header], rows[n_header:]
+    assert rows[0][:n_labels] == list(meta["index"])  # the row-label columns are named in the first header row
+    assert len(body) == n_rows
+    assert all(len(row) == n_labels + n_values for row in rows)
+    for row in body:
+        assert all(re.fullmatch(r"[0-9]+(\.[0-9]+)?", cell) for cell in row[n_labels:]), row
+    assert all(label for row in body for label in row[:n_labels])
+    frame = paper.table(table_id)
+    assert frame.shape == (n_rows, n_values)
+    assert [list(frame.columns.get_level_values(i)) for i in range(n_header)] == [r[n_labels:] for r in header]
+    assert list(frame.index.names) == list(meta["index"]) and list(frame.columns.names) == meta["columns"]
+    assert [str(dtype) for dtype in frame.dtypes.unique()] == ["float64"]
+
+
+def test_metadata_entries_are_complete():
+    for table_id, meta in _metadata()["tables"].items():
+        assert {"printed_as", "source", "caption", "notes", "file", "index", "columns", "shape"} <= set(meta), table_id
+        assert meta["printed_as"].split()[-1] == table_id and meta["source"] in ("paper", "thesis")
+        assert set(meta["index"].values()) <= {"float64", "str"}
+        assert ("tau" in meta["index"]) == (meta["index"].get("tau") == "float64")
+    assert set(_metadata()["aliases"].values()) <= set(paper.TABLES)
