@@ -77,6 +77,10 @@ run_notebooks() {
         done
         exit 1
     fi
+    if [[ $profile == quick && -z $only ]]; then
+        # The README's results table is written from the numbers the notebooks recorded (scrapbook), never by hand.
+        .venv/bin/python -m tempscale readme --executed "$out"
+    fi
 }
 
 case "${1:-}" in

@@ -15,8 +15,9 @@ import torch
 from tempscale.data import TensorImageDataset
 from tempscale.models import build_model
 from tempscale.profiles import get_profile
-from tempscale.runs import Run
-from tempscale.train import augment, iterate_batches, make_optimizer, standard_loss, train_run
+from tempscale.methods import standard_loss
+from tempscale.runs import Run, train_run
+from tempscale.train import augment, iterate_batches, make_optimizer
 
 
 def digits_epoch_seconds(arch: str) -> float:

@@ -273,3 +273,27 @@ def test_saturated_softmax_has_zero_input_gradient():
     y = torch.tensor([0, 0])
     assert (A.input_gradient_norm(Saturated(), x, y) == 0).all()
     assert (A.input_gradient_norm(Saturated(), x, torch.tensor([1, 2])) > 0).all()
+
+
+# --- the shared inference helpers give the numbers the old hand-written loops gave ----------------------------------
+
+def test_extract_equals_a_plain_batched_loop(tiny):
+    model, x, _ = tiny
+    model.eval()
+    with torch.inference_mode():
+        feats = [model.features(x[s:s + 5]) for s in range(0, len(x), 5)]
+        expected = torch.cat(feats), torch.cat([model.head(f) for f in feats])
+    got = A.extract(model, x, batch_size=5)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+def test_input_gradient_norm_equals_one_plain_backward_pass(tiny):
+    model, x, y = tiny
+    model.eval()
+    xg = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xg), y, reduction="sum"), xg)
+    model.train()
+    got = A.input_gradient_norm(model, x, y)
+    np.testing.assert_array_equal(got, g.flatten(1).abs().sum(1).numpy())
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    model.eval()

@@ -36,26 +36,26 @@ def test_registry_carries_the_paper_budgets():
     pgd20 = attack_spec("pgd20")
     assert (pgd20.norm, pgd20.eps, pgd20.alpha, pgd20.steps, pgd20.random_start, pgd20.loss) == \
         ("Linf", 8 / 255, 2 / 255, 20, True, "ce")
-    assert attack_spec("cw-linf").loss == "margin" and attack_spec("cw-linf").steps == 20
-    cw = attack_spec("cw-l2")
+    assert attack_spec("cw_linf").loss == "margin" and attack_spec("cw_linf").steps == 20
+    cw = attack_spec("cw_l2")
     assert (cw.lr, cw.steps, cw.c, cw.kappa) == (0.01, 1000, 0.01, 0.0)
-    for name, loss in (("apgd-ce", "ce"), ("apgd-dlr", "dlr")):
+    for name, loss in (("apgd_ce", "ce"), ("apgd_dlr", "dlr")):
         spec = attack_spec(name)
         assert (spec.steps, spec.restarts, spec.eps, spec.loss) == (100, 1, 8 / 255, loss)  # not torchattacks' 10
     square = attack_spec("square")
     assert (square.n_queries, square.p_init, square.eps) == (5000, 0.8, 8 / 255)
-    assert attack_spec("autoattack").steps == 100 and attack_spec("pgd20-targeted").targeted
+    assert attack_spec("autoattack").steps == 100 and attack_spec("pgd20_targeted").targeted
 
 
 def test_unknown_names_and_settings_are_rejected_with_the_choices():
-    with pytest.raises(InvalidSpecError, match="pgd20.*cw-linf"):
+    with pytest.raises(InvalidSpecError, match="pgd20.*cw_linf"):
         attack_spec("pgd-20")
     with pytest.raises(InvalidSpecError, match="stepz"):
         attack_spec("pgd20", stepz=3)
     with pytest.raises(InvalidSpecError):
         attack_spec("pgd20", norm="L2")
     with pytest.raises(InvalidSpecError):
-        attack_spec("apgd-ce", targeted=True)
+        attack_spec("apgd_ce", targeted=True)
 
 
 def test_key_is_stable_canonical_and_sensitive():
@@ -104,7 +104,7 @@ def test_cw_inverse_tanh_keeps_saturated_pixels_movable():
 
 def test_cw_l2_smoke_never_above_clean(digits, clean_correct):
     model, x, y = digits
-    spec = attack_spec("cw-l2", steps=30, c=1.0)
+    spec = attack_spec("cw_l2", steps=30, c=1.0)
     correct = correct_under(model, x[:64], y[:64], spec)
     assert (correct <= clean_correct[:64]).all()
     assert accuracy(correct) < accuracy(clean_correct[:64])
@@ -115,7 +115,7 @@ def test_cw_l2_smoke_never_above_clean(digits, clean_correct):
 
 def test_pgd20_is_far_below_clean_and_never_above_per_example(digits, clean_correct):
     model, x, y = digits
-    for name in ("pgd20", "cw-linf"):
+    for name in ("pgd20", "cw_linf"):
         robust = correct_under(model, x, y, name)
         assert (robust <= clean_correct).all(), name
         assert accuracy(robust) < accuracy(clean_correct) - 0.25, name
@@ -173,7 +173,7 @@ def test_more_restarts_never_help_the_model(digits):
 
 def test_same_seed_same_result_and_caller_rng_untouched(digits):
     model, x, y = digits
-    for spec in (attack_spec("pgd20"), attack_spec("apgd-ce", steps=5)):  # APGD reseeds torch's global RNG itself
+    for spec in (attack_spec("pgd20"), attack_spec("apgd_ce", steps=5)):  # APGD reseeds torch's global RNG itself
         torch.manual_seed(123)
         expected_draw = torch.rand(3)
         torch.manual_seed(123)
@@ -185,8 +185,8 @@ def test_same_seed_same_result_and_caller_rng_untouched(digits):
 
 
 @pytest.mark.parametrize("name, overrides", [
-    ("pgd20", {}), ("cw-linf", {}), ("pgd20-targeted", {}), ("pgd20", {"restarts": 2}),
-    ("apgd-ce", {"steps": 5}), ("apgd-dlr", {"steps": 5}), ("square", {"n_queries": 30}),
+    ("pgd20", {}), ("cw_linf", {}), ("pgd20_targeted", {}), ("pgd20", {"restarts": 2}),
+    ("apgd_ce", {"steps": 5}), ("apgd_dlr", {"steps": 5}), ("square", {"n_queries": 30}),
 ])
 def test_linf_attacks_stay_in_the_ball_and_the_box(digits, name, overrides):
     model, x, y = digits
@@ -224,7 +224,7 @@ def test_targeted_pgd_targets_are_deterministic_wrong_classes_and_reached(digits
     with torch.no_grad():
         hit = (model(x_adv).argmax(1) == targets)[clean_correct]
     assert hit.float().mean() > 0.3
-    robust = correct_under(model, x, y, "pgd20-targeted")
+    robust = correct_under(model, x, y, "pgd20_targeted")
     assert (robust <= clean_correct).all()
 
 
@@ -235,7 +235,7 @@ def test_model_state_is_restored_and_no_parameter_gradients_leak(digits):
     try:
         with torch.no_grad():  # attacks must work even when called under no_grad
             run_attack(model, x[:16], y[:16], attack_spec("pgd20", steps=2))
-            run_attack(model, x[:16], y[:16], attack_spec("cw-l2", steps=2))  # torchattacks' CW calls backward()
+            run_attack(model, x[:16], y[:16], attack_spec("cw_l2", steps=2))  # torchattacks' CW calls backward()
         assert all(module.training for module in model.modules())
         assert all(p.requires_grad for p in model.parameters())
         for p, before in zip(model.parameters(), grads_before):
@@ -267,7 +267,7 @@ def test_worst_case_is_per_example_not_the_minimum_of_averages():
 # --- heavier attacks: smoke tests with tiny budgets ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, overrides", [
-    ("apgd-ce", {"steps": 5}), ("apgd-dlr", {"steps": 5}), ("square", {"n_queries": 30}),
+    ("apgd_ce", {"steps": 5}), ("apgd_dlr", {"steps": 5}), ("square", {"n_queries": 30}),
     ("autoattack", {"steps": 3, "n_queries": 10}),
 ])
 def test_heavy_attacks_run_and_never_beat_clean(digits, clean_correct, name, overrides):
@@ -282,6 +282,6 @@ def test_heavy_attacks_run_and_never_beat_clean(digits, clean_correct, name, ove
 
 def test_apgd_beats_clean_clearly(digits, clean_correct):
     model, x, y = digits
-    correct = correct_under(model, x, y, attack_spec("apgd-ce", steps=10))
+    correct = correct_under(model, x, y, attack_spec("apgd_ce", steps=10))
     assert accuracy(correct) < accuracy(clean_correct) - 0.25
     assert not math.isnan(accuracy(correct))

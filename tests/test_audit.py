@@ -1,4 +1,5 @@
-"""The gradient-masking audit must flag planted masking, leave an honest model alone, and wire every check in.
+"""The gradient-masking audit must flag planted masking, leave an honest model alone, and wire every check in; a new
+check is one registered class.
 
 The planted case is the standard τ = 1 digits model with its logits multiplied by 1e4: the same decision boundary
 (so the same true robustness) but a saturated softmax whose cross-entropy gradient is exactly zero — defensive
@@ -7,13 +8,27 @@ distillation's failure mode with nothing else changed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
-import pytest
-import torch
+import matplotlib
 
-from tempscale.audit import (CHECKS, NO_MASKING, AuditBudget, ScaledLogits, audit, audit_run,
-                             check_vanishing_gradients, gradient_statistics, resolve_budget)
-from tempscale.errors import InvalidSpecError
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tempscale import paper  # noqa: E402
+from tempscale.audit import (CHECKS, NO_MASKING, SUSPECTED, AttackRunner, AuditBudget, Check,  # noqa: E402
+                             CheckResult, ScaledLogits, audit, audit_grid, audit_run, gradient_statistics,
+                             register_check, resolve_budget, summarize, unregister_check, verdict_table)
+from tempscale.audit.checks.vanishing_gradients import VanishingGradients  # noqa: E402
+from tempscale.errors import InvalidSpecError  # noqa: E402
+from tempscale.plots.audit import (plot_accuracy_vs_tau, plot_gradients_vs_tau,  # noqa: E402
+                                   plot_robustness_vs_eps)
+from tempscale.profiles import get_profile  # noqa: E402
+from tempscale.runs import get_or_train  # noqa: E402
 
 N = 64
 PLANT = 1e4
@@ -60,15 +75,15 @@ def test_planted_masking_is_flagged(planted_report):
     # the masking is all PGD-on-CE sees: it keeps (almost) the clean accuracy, the scale-invariant attacks do not
     acc = report.accuracy
     assert acc["pgd20"] >= acc["clean"] - 5
-    assert acc["cw-linf"] <= acc["pgd20"] - 20 and acc["apgd-dlr"] <= acc["pgd20"] - 20
+    assert acc["cw_linf"] <= acc["pgd20"] - 20 and acc["apgd_dlr"] <= acc["pgd20"] - 20
 
 
 def test_scale_invariant_attacks_see_through_the_planted_scale(plain_report, planted_report):
     """Multiplying the logits by 1e4 changes no prediction, so honest attacks must find the plain model's accuracy."""
     plain, planted = plain_report.accuracy, planted_report.accuracy
     one = 100 / N
-    assert abs(planted["cw-linf"] - plain["cw-linf"]) <= 2 * one
-    assert abs(planted["apgd-dlr"] - plain["apgd-dlr"]) <= 2 * one
+    assert abs(planted["cw_linf"] - plain["cw_linf"]) <= 2 * one
+    assert abs(planted["apgd_dlr"] - plain["apgd_dlr"]) <= 2 * one
     rescaled = planted_report.check("scale-invariant").numbers["pgd20_rescaled_best"]
     assert rescaled <= plain["pgd20"] + 10
     assert planted_report.accuracy["worst_case"] <= plain_report.accuracy["worst_case"] + 3 * one
@@ -122,10 +137,50 @@ def test_report_is_json_and_a_table(planted_report):
 
 
 def test_vanishing_check_on_its_own(data):
-    """A check runs on any model and data without the rest of the audit."""
+    """A check runs on any model and data without the rest of the audit: it only needs a runner."""
     _, planted, x, y = data
-    result = check_vanishing_gradients(planted, x, y, budget={"n": 32})
+    result = VanishingGradients().run(AttackRunner(planted, x, y, budget={"n": 32}))
     assert result.flagged and result.numbers["n_correct"] <= 32
+
+
+@pytest.mark.parametrize("which", ["plain", "planted"])
+def test_report_keeps_its_promises(which, plain_report, planted_report):
+    """What every report promises, whatever the model: the verdict names exactly the flagged checks, the worst case
+    is at most every attack's accuracy, and an unbounded attack that leaves too many correct is flagged."""
+    report = {"plain": plain_report, "planted": planted_report}[which]
+    assert report.verdict == NO_MASKING or report.verdict == f"{SUSPECTED}: {', '.join(report.flagged)}"
+    acc = report.accuracy
+    assert all(acc["worst_case"] <= v + 1e-9 for k, v in acc.items() if k != "clean"), "worst case is the minimum"
+    sweep = report.check("eps-sweep")
+    assert sweep.numbers["unbounded_ce"] <= report.budget.unbounded_pp or sweep.flagged
+
+
+@pytest.fixture
+def registered_check():
+    """A check a test file adds with one decorator line, removed afterwards so other tests see the built-in set."""
+    @register_check
+    class CleanAccuracyFloor(Check):
+        name = "clean-accuracy-floor"
+
+        def run(self, runner: AttackRunner) -> CheckResult:
+            clean = 100.0 * float(runner.clean.float().mean())
+            return CheckResult(self.name, clean < 101.0, {"clean": clean}, f"clean accuracy {clean:.1f}%")
+
+    yield CleanAccuracyFloor
+    unregister_check(CleanAccuracyFloor.name)
+
+
+def test_a_registered_check_runs_inside_audit(data, cache, registered_check):
+    """Adding a check is one class and one registration line: `audit()` runs it after the built-in ones, and its
+    flag reaches the verdict."""
+    model, _, x, y = data
+    report = audit(model, x, y, tau_train=1.0, budget="smoke", cache_dir=cache,
+                   checks=["vanishing-gradients", registered_check.name])
+    assert [c.name for c in report.checks] == ["vanishing-gradients", registered_check.name]
+    assert report.check(registered_check.name).numbers["clean"] == report.accuracy["clean"]
+    assert report.flagged == [registered_check.name] and registered_check.name in report.verdict
+    with pytest.raises(InvalidSpecError):
+        register_check(type("Impostor", (Check,), {"name": registered_check.name}))
 
 
 def test_budgets_come_from_the_profile():
@@ -139,11 +194,57 @@ def test_budgets_come_from_the_profile():
         audit(torch.nn.Identity(), torch.zeros(1, 3, 4, 4), torch.zeros(1, dtype=torch.long), 1.0, checks=["nope"])
 
 
+@dataclass
+class _StoredRun:
+    """What `audit_grid` needs of a stored run."""
+
+    model: torch.nn.Module
+    eval_dir: Path
+
+    def load_model(self) -> torch.nn.Module:
+        return self.model
+
+
+def test_audit_grid_one_report_per_tau(data, cache):
+    """Every τ of a grid is audited on the same images, each against the grid's τ = 1 model for transfer."""
+    model, planted, x, y = data
+    lines = []
+    reports = audit_grid({1.0: _StoredRun(model, cache), 1e4: _StoredRun(planted, cache)}, x, y, budget="smoke",
+                         log=lines.append)
+    assert list(reports) == [1.0, 1e4] and len(lines) == 2
+    assert all(r.n == N and "transfer" in r.accuracy for r in reports.values())
+    assert not reports[1.0].suspected and reports[1e4].suspected
+
+
+def test_grid_table_and_summary(plain_report, planted_report):
+    """Notebook 10's verdict table and conclusions, from a two-τ grid (the planted model posing as τ = 50)."""
+    reports = {1.0: plain_report, 50.0: planted_report}
+    published = paper.attack_table("resnet50", "cifar10")
+    table = verdict_table(reports, published, "test scale")
+    assert list(table.index) == [1.0, 50.0]
+    assert table.loc[1.0, ("verdict", "this run")] == NO_MASKING
+    assert table.loc[50.0, ("verdict", "this run")].startswith("suspected: ")
+    assert table.loc[50.0, ("pgd20", "paper")] == published.loc[50.0, "pgd20"]
+    overstated = planted_report.accuracy["pgd20"] - planted_report.accuracy["worst_case"]
+    assert table.loc[50.0, ("overstated_pp", "this run")] == pytest.approx(overstated)
+    summary = summarize(reports, published, "test scale", "quick").splitlines()
+    assert summary[0] == "Scale: test scale."
+    assert summary[-2].startswith("Gradient masking is suspected at τ = 50 (")
+    assert summary[-1] == "No masking detected at τ ∈ {1}."
+
+
+def test_figures_draw_from_reports(plain_report, planted_report):
+    reports = {1.0: plain_report, 50.0: planted_report}
+    profile = get_profile("smoke")
+    published = paper.attack_table("resnet50", "cifar10")
+    figures = [plot_robustness_vs_eps(reports, profile), plot_accuracy_vs_tau(reports, published, profile),
+               plot_gradients_vs_tau(reports)]
+    assert [len(f.axes) for f in figures] == [len(plain_report.budget.curve_losses), 1, 2]
+    plt.close("all")
+
+
 def test_audit_run_for_the_cli(tmp_path):
     """audit_run on a stored smoke run: JSON out, transfer skipped with a note when the τ = 1 run is absent."""
-    from tempscale.profiles import get_profile
-    from tempscale.runs import get_or_train
-
     profile = get_profile("smoke")
     run = get_or_train(profile.spec(50.0), runs_dir=tmp_path, progress=False)
     out = audit_run(run, profile, n_eval=32, checks=["vanishing-gradients", "transfer"])

@@ -48,7 +48,7 @@ def test_profiles_lists_assumptions():
 
 
 def test_eval_maps_each_attack_to_accuracy_and_count(tmp_path):
-    attacks = "clean,pgd20,cw-linf,apgd-ce,apgd-dlr,square,corruptions"
+    attacks = "clean,pgd20,cw_linf,apgd_ce,apgd_dlr,square,corruptions"
     out = _cli("eval", "--profile", "smoke", "--tau", "50", "--epochs", "1", "--n-eval", "16", "--attacks", attacks,
                "--quiet", "--json", runs_dir=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -94,3 +94,30 @@ def test_vit_maps():
 def test_timm_resnet50_layer():
     model = _model(arch="resnet50")
     assert target_layer_info(model, _images(1, 32))["module"] is model.encoder.layer4[-1]
+
+
+def test_standard_teacher_and_student_give_three_different_maps():
+    """Fig. 4.2's three rows: a standard network, an LDD teacher and its student explain the same images differently."""
+    torch.manual_seed(0)
+    pair = M.LDDPair(M.build_teacher("resnet8", 10, MEAN, STD, "large_stride", 4),
+                     build_model("resnet8", 10, MEAN, STD), "large_stride", 4).eval()
+    x, y = _images(), torch.tensor([0, 1, 2, 3])
+    maps = {"standard": gradcam_maps(_model(1), x, y), "teacher": gradcam_maps(pair, x, y, part="teacher"),
+            "student": gradcam_maps(pair, x, y, part="student")}
+    for m in maps.values():
+        assert m.shape == (4, 16, 16) and np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1 + 1e-6
+    names = list(maps)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not np.allclose(maps[a], maps[b]), (a, b)
+
+
+def test_gradcam_restores_requires_grad_and_modes_of_a_pair_part():
+    torch.manual_seed(0)
+    pair = M.LDDPair(M.build_teacher("resnet8", 10, MEAN, STD, "large_stride", 4),
+                     build_model("resnet8", 10, MEAN, STD), "large_stride", 4).train()
+    pair.teacher.head.weight.requires_grad_(False)
+    gradcam_maps(pair, _images(), 0, part="teacher")
+    assert all(m.training for m in pair.modules())
+    assert not pair.teacher.head.weight.requires_grad and pair.teacher.head.bias.requires_grad
+    assert all(p.grad is None for p in pair.parameters())

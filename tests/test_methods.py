@@ -1,5 +1,7 @@
-"""Madry AT with τ (Eq. 12) and Low Dimension Distillation (thesis Ch. 4): losses, reductions, trainer integration."""
+"""Training methods: the registry and its generic method_args, Madry AT with τ (Eq. 12), Low Dimension Distillation
+(thesis Ch. 4) and its pseudo-label students: losses, reductions, trainer integration."""
 import copy
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -7,10 +9,10 @@ import torch.nn.functional as F
 
 import tempscale.methods as M
 from tempscale.errors import InvalidSpecError
+from tempscale.methods import METHODS, Method, MethodArgs, arg, register_method
 from tempscale.models import build_model
 from tempscale.profiles import get_profile
 from tempscale.runs import get_or_train
-from tempscale.train import METHODS
 
 MEAN = STD = (0.5, 0.5, 0.5)
 SMOKE = get_profile("smoke")
@@ -84,11 +86,59 @@ def test_registered_madry_loss_crafts_then_applies_eq12():
 def test_madry_budget_must_be_explicit():
     with pytest.raises(InvalidSpecError):
         M.madry_args(epsilon=0.1)
-    with pytest.raises(InvalidSpecError):
-        M.check_madry_args({"eps": 8 / 255})
-    with pytest.raises(InvalidSpecError):
-        M.madry_args(steps=0)
+    with pytest.raises(InvalidSpecError, match="needs method_args"):
+        M.MadryArgs.from_dict({"eps": 8 / 255})
+    with pytest.raises(InvalidSpecError, match="needs method_args"):
+        SMOKE.spec(1.0, method="madry")            # an empty method_args never means "the defaults"
+    for bad in (dict(steps=0), dict(steps=2.0), dict(eps=-0.1), dict(alpha=float("nan")), dict(craft_mode="x"),
+                dict(random_start="yes")):
+        with pytest.raises(InvalidSpecError):
+            M.madry_args(**bad)
     assert M.madry_args() == M.MADRY_PAPER
+    assert M.MADRY_PAPER == {"eps": 8 / 255, "alpha": 2 / 255, "steps": 10, "random_start": True, "craft_mode": "eval"}
+
+
+def test_method_args_of_stored_runs_are_unchanged():
+    """The helpers' dicts are part of every run hash: the same calls must give the same dicts as always."""
+    assert M.madry_args(steps=3, alpha=4 / 255) == {"eps": 8 / 255, "alpha": 4 / 255, "steps": 3,
+                                                    "random_start": True, "craft_mode": "eval"}
+    assert M.ldd_args(reduction="none", ratio=1) == {"reduction": "none", "ratio": 1, "kd_loss": "mse+kl",
+                                                     "alpha": 1.0, "kd_tau": 1.0}
+    assert M.ldd_pseudo_args("run-x", 50.0) == {"teacher_run": "run-x", "true_label_tau": 50.0, "part": "teacher"}
+    assert M.ldd_pseudo_args("run-x") == {"teacher_run": "run-x", "true_label_tau": None, "part": "teacher"}
+    spec = SMOKE.spec(1.0, method="madry", method_args=M.madry_args(steps=3, alpha=4 / 255), epochs=1)
+    assert spec.key() == "d4495ecef866", "a madry run hash moved"
+
+
+# --- the registry -----------------------------------------------------------------------------------------------------
+
+def test_every_method_is_registered_with_its_args():
+    assert {"standard", "madry", "ldd", "ldd_pseudo"} <= set(METHODS)
+    assert METHODS["madry"].Args is M.MadryArgs and METHODS["ldd"].Args is M.LDDArgs
+    assert all(m.description for m in METHODS.values())
+
+
+def test_method_args_are_validated_from_their_type_hints():
+    @dataclass(frozen=True, kw_only=True)
+    class Args(MethodArgs):
+        count: int = arg(2, minimum=1)
+        rate: float = arg(0.5, minimum=0)
+        flag: bool = arg(False)
+        kind: str = arg("a", choices=("a", "b"))
+        limit: float | None = arg(None)
+
+    assert Args().to_dict() == {"count": 2, "rate": 0.5, "flag": False, "kind": "a", "limit": None}
+    assert Args(rate=1).rate == 1.0 and isinstance(Args(rate=1).rate, float)
+    assert Args.from_dict({"count": 3, "rate": 0.0, "flag": True, "kind": "b", "limit": 2.0}).limit == 2.0
+    for bad in (dict(count=0), dict(count=True), dict(count=1.5), dict(rate="x"), dict(flag=2), dict(kind="c"),
+                dict(limit=float("inf"))):
+        with pytest.raises(InvalidSpecError):
+            Args(**bad)
+    with pytest.raises(InvalidSpecError, match="unknown"):
+        Args.from_dict({**Args().to_dict(), "other": 1})
+    with pytest.raises(InvalidSpecError, match="needs method_args"):
+        Args.from_dict({"count": 3})
+    assert Args.from_dict({**Args().to_dict(), "vit_img_size": 64}).to_dict()["vit_img_size"] == 64
 
 
 # --- LDD: losses ------------------------------------------------------------------------------------------------------
@@ -144,9 +194,19 @@ def test_each_kd_loss_computes_what_it_says(kind):
 
 def test_ldd_args_are_checked():
     assert M.ldd_args() == M.LDD_DEFAULTS
-    for bad in (dict(reduction="pca"), dict(kd_loss="ce"), dict(ratio=0), dict(ratio=2.0), dict(alpha=-1)):
+    for bad in (dict(reduction="pca"), dict(kd_loss="ce"), dict(ratio=0), dict(ratio=2.0), dict(alpha=-1),
+                dict(kd_tau=0.0)):
         with pytest.raises(InvalidSpecError):
             M.ldd_args(**bad)
+    assert M.ldd_args(vit_img_size=64)["vit_img_size"] == 64   # ViT tests shrink the input
+
+
+def test_pseudo_args_are_checked():
+    for bad in (dict(teacher_run=""), dict(true_label_tau=0.0), dict(part="both")):
+        with pytest.raises(InvalidSpecError):
+            M.ldd_pseudo_args(**{"teacher_run": "run-x", **bad})
+    with pytest.raises(InvalidSpecError, match="needs method_args"):
+        M.PseudoArgs.from_dict({"teacher_run": "run-x", "part": "teacher"})
 
 
 # --- LDD: teacher input dimension (Tables 4.1, 4.2) --------------------------------------------------------------------
@@ -212,3 +272,100 @@ def test_pseudo_label_loss_by_hand():
     assert torch.allclose(M.pseudo_label_loss(z, pseudo, y), F.cross_entropy(z, pseudo))
     assert torch.allclose(M.pseudo_label_loss(z, pseudo, y, true_label_tau=50.0),
                           F.cross_entropy(z, pseudo) + F.cross_entropy(z / 50.0, y))
+
+
+# --- a new method: one class and one registration line ----------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class SmoothingArgs(MethodArgs):
+    smoothing: float = arg(0.1, "label smoothing of the τ-scaled CE", minimum=0)
+
+
+class LabelSmoothing(Method):
+    name = "test_label_smoothing"
+    description = "τ-scaled cross-entropy with label smoothing (defined in a test)"
+    Args = SmoothingArgs
+
+    def loss(self, model, x, y, spec):
+        return F.cross_entropy(model(x) / spec.tau, y, label_smoothing=self.args(spec).smoothing)
+
+
+def test_a_new_method_trains_through_the_run_store(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, LabelSmoothing.name, None)   # the registry is restored after the test
+    register_method(LabelSmoothing)
+    spec = SMOKE.spec(1.0, method=LabelSmoothing.name, method_args=SmoothingArgs(smoothing=0.2).to_dict(),
+                      epochs=1, n_train=64)
+    run = get_or_train(spec, runs_dir=tmp_path, progress=False)
+    assert run.is_complete and run.dir.name.startswith("digits-resnet8-test_label_smoothing-")
+    assert type(run.load_model()).__name__ == "Classifier" and len(run.history) == 1
+    with pytest.raises(InvalidSpecError):
+        SMOKE.spec(1.0, method=LabelSmoothing.name, method_args={"smoothing": -1.0})
+
+
+# --- the notebooks' specs and tables (tempscale.experiments.madry / .ldd) ---------------------------------------------
+
+# The per-profile budgets notebooks 07-09 used before they moved into the profile tree (AutoAttack: the profile's own
+# attack budget when it has one); the runs they name must not move.
+OLD_NOTEBOOK_BUDGETS = {
+    "smoke": dict(epochs=1, madry_steps=3, madry_alpha=4 / 255, n_eval=32, autoattack_n=8,
+                  autoattack={"n_queries": 50, "steps": 10}, pseudo_attack_steps=20),
+    "quick": dict(epochs=8, madry_steps=3, madry_alpha=4 / 255, n_eval=200, autoattack_n=50,
+                  autoattack=dict(steps=10, n_queries=100), pseudo_attack_steps=20),
+    "paper": dict(epochs=None, madry_steps=10, madry_alpha=2 / 255, n_eval=None, autoattack_n=None,
+                  autoattack=None, pseudo_attack_steps=200),
+}
+
+
+@pytest.mark.parametrize("name", list(OLD_NOTEBOOK_BUDGETS))
+def test_profile_sections_keep_the_notebook_budgets(name):
+    old, p = OLD_NOTEBOOK_BUDGETS[name], get_profile(name)
+    assert (p.madry.epochs, p.madry.steps, p.madry.alpha, p.madry.n_eval) == (
+        old["epochs"], old["madry_steps"], old["madry_alpha"], old["n_eval"])
+    assert (p.ldd.epochs, p.ldd.n_eval, p.ldd.autoattack_n, p.ldd.pseudo_attack_steps, p.ldd.ratio, p.ldd.pseudo_tau
+            ) == (old["epochs"], old["n_eval"], old["autoattack_n"], old["pseudo_attack_steps"], 4, 50.0)
+    merged = {**p.attacks.budgets.get("autoattack", {}), **(p.ldd.autoattack or {})}
+    assert merged == (old["autoattack"] or {})
+
+
+def test_notebook_specs_name_the_stored_runs():
+    from tempscale.experiments.ldd import configurations, ldd_spec
+    from tempscale.experiments.madry import madry_spec
+
+    smoke = get_profile("smoke")
+    assert madry_spec(smoke, 1.0).folder_name() == "digits-resnet8-madry-tau1-seed0-d4495ecef866"
+    assert madry_spec(smoke, 1.0) == smoke.spec(1.0, method="madry", epochs=1,
+                                                method_args=M.madry_args(steps=3, alpha=4 / 255))
+    main = ldd_spec(smoke, **configurations(4)["large_stride"])
+    assert main == smoke.spec(1.0, method="ldd", method_args=M.ldd_args(), epochs=1)
+    assert ldd_spec(get_profile("paper"), reduction="none", ratio=1).epochs == get_profile("paper").spec(1.0).epochs
+
+
+def _old_beside(ours, thesis, scale):
+    """Notebook 08's former helper, kept here as the reference `side_by_side(by_tau=False)` must reproduce."""
+    import numpy as np
+    import pandas as pd
+
+    index = thesis.index.append(ours.index[~ours.index.isin(thesis.index)])
+    columns = pd.MultiIndex.from_product([list(ours.columns), ["thesis", "this run"]], names=["metric", "source"])
+    out = pd.DataFrame(np.nan, index=index, columns=columns)
+    for m in ours.columns:
+        out[(m, "this run")] = ours[m].reindex(index).astype(float)
+        if m in thesis.columns:
+            out[(m, "thesis")] = thesis[m].reindex(index).astype(float)
+    out.attrs["scale"] = scale
+    return out
+
+
+def test_side_by_side_keeps_the_thesis_rows_for_the_ldd_tables():
+    import pandas as pd
+
+    from tempscale.paper import ldd_table
+    from tempscale.tables import side_by_side
+
+    thesis = ldd_table("4.1").T
+    ours = pd.DataFrame({(m, r): {"clean": 50.0 + i, "pgd": 10.0 + i} for i, (m, r) in enumerate(thesis.index)}).T
+    ours.index.names = ["method", "role"]
+    ours.loc[("Extra", "student"), :] = [1.0, 2.0]
+    got = side_by_side(ours, thesis, "scale", reference="thesis", by_tau=False)
+    pd.testing.assert_frame_equal(got, _old_beside(ours, thesis, "scale"))
+    assert got.index[-1] == ("Extra", "student") and got.attrs["scale"] == "scale"

@@ -128,6 +128,23 @@ def test_batch_file_from_another_layout_is_not_trusted(digits, tmp_path, monkeyp
     assert result.n == N
 
 
+def test_a_flipped_result_in_a_readable_batch_file_is_caught_by_its_checksum(digits, tmp_path, monkeypatch):
+    """A cached batch that still unpickles and has the right shape, with one example's result flipped, is refused."""
+    model, x, y = digits
+    reference = evaluate(model, x, y, FAST_PGD, batch_size=BATCH)
+    count_attacks(monkeypatch, fail_after=1)
+    with pytest.raises(Interrupt):
+        evaluate(model, x, y, FAST_PGD, cache_dir=tmp_path, batch_size=BATCH)
+    (path,) = batch_files(tmp_path)
+    record = torch.load(path, weights_only=True)
+    record["correct"][0] = ~record["correct"][0]
+    torch.save(record, path)
+    count_attacks(monkeypatch)
+    with pytest.warns(CacheWarning, match="batch-00000"):
+        result = evaluate(model, x, y, FAST_PGD, cache_dir=tmp_path, batch_size=BATCH)
+    assert torch.equal(result.correct, reference.correct)
+
+
 def test_corrupt_final_result_is_recomputed(digits, tmp_path, monkeypatch):
     model, x, y = digits
     first = evaluate(model, x, y, FAST_PGD, cache_dir=tmp_path, batch_size=BATCH)
@@ -207,15 +224,15 @@ def test_evaluate_corruptions_generated(digits):
 
 def test_suite_reports_each_attack_and_the_per_example_worst_case(digits, tmp_path):
     model, x, y = digits
-    overrides = {"pgd20": {"steps": 5}, "cw-linf": {"steps": 5}, "square": {"n_queries": 20},
-                 "cw-l2": {"steps": 10, "c": 1.0}, "corruptions": {"names": ["dark"],
+    overrides = {"pgd20": {"steps": 5}, "cw_linf": {"steps": 5}, "square": {"n_queries": 20},
+                 "cw_l2": {"steps": 10, "c": 1.0}, "corruptions": {"names": ["dark"],
                                                                       "source": fake_corruption_source(x, y)}}
-    names = ["clean", "pgd20", "cw-linf", "square", "cw-l2", "corruptions"]
+    names = ["clean", "pgd20", "cw_linf", "square", "cw_l2", "corruptions"]
     report = evaluate_suite(model, x, y, names, cache_dir=tmp_path, overrides=overrides, batch_size=BATCH)
     assert set(report) == set(names) | {"worst_case"}
     assert report["pgd20"]["spec"]["steps"] == 5 and report["pgd20"]["n"] == N
     worst = report["worst_case"]
-    assert worst["attacks"] == ["pgd20", "cw-linf", "square"] and worst["excluded"] == ["cw-l2"]
+    assert worst["attacks"] == ["pgd20", "cw_linf", "square"] and worst["excluded"] == ["cw_l2"]
     masks = {name: evaluate(model, x, y, attack_spec(name, **overrides[name]), cache_dir=tmp_path,
                             batch_size=BATCH).correct for name in worst["attacks"]}
     expected = torch.stack(list(masks.values())).all(0).float().mean().item()

@@ -124,7 +124,7 @@ def test_rewrite_replaces_atomically(tmp_path, table, monkeypatch):
     tables.write_table(table, stem, caption="first")
     calls = []
     real_replace = os.replace
-    monkeypatch.setattr("tempscale.runs.os.replace", lambda src, dst: calls.append(dst) or real_replace(src, dst))
+    monkeypatch.setattr("tempscale.io.os.replace", lambda src, dst: calls.append(dst) or real_replace(src, dst))
     tables.write_table(table, stem, caption="second")
     assert sorted(os.path.basename(p) for p in calls) == ["t.csv", "t.md", "t.tex"]
     assert "second" in (tmp_path / "t.md").read_text(encoding="utf-8")

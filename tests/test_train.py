@@ -1,4 +1,5 @@
-"""Trainer and run store: resume equality, integrity checks, divergence, locking, determinism, accuracy."""
+"""Trainer and run store: resume equality, integrity checks, divergence, locking, determinism, accuracy; the
+training loop on its own (no store)."""
 import json
 import threading
 import time
@@ -6,10 +7,13 @@ import time
 import pytest
 import torch
 
+from tempscale.data import load_dataset
 from tempscale.errors import CorruptCheckpointError, InvalidSpecError
+from tempscale.io import load_verified
+from tempscale.models import build_model
 from tempscale.profiles import get_profile
-from tempscale.runs import Run, RunSpec, get_or_train, list_runs, load_verified
-from tempscale.train import StopTraining, augment, train_run
+from tempscale.runs import Run, get_or_train, list_runs, train_run
+from tempscale.train import StopTraining, augment, build_for_spec, count_errors, fit, make_optimizer
 
 SMOKE = get_profile("smoke")
 
@@ -47,7 +51,7 @@ def test_same_spec_same_numbers(tmp_path):
 def test_reuse_does_not_retrain(tmp_path, monkeypatch):
     spec = _spec(epochs=1)
     first = get_or_train(spec, runs_dir=tmp_path, progress=False)
-    monkeypatch.setattr("tempscale.train.train_run", lambda *a, **k: pytest.fail("retrained a finished run"))
+    monkeypatch.setattr("tempscale.runs.train_run", lambda *a, **k: pytest.fail("retrained a finished run"))
     assert get_or_train(spec, runs_dir=tmp_path, progress=False).dir == first.dir
 
 
@@ -123,3 +127,65 @@ def test_digits_at_tau_1_reaches_real_accuracy(tmp_path):
     run = get_or_train(spec, runs_dir=tmp_path, progress=False)
     assert run.result["clean_acc"] >= 0.95, run.result
     assert run.history[-1]["test_errors"] < run.history[0]["test_errors"]
+
+
+# --- the training loop without a store -------------------------------------------------------------------------------
+
+class MemoryCheckpoint:
+    """A `CheckpointIO` that keeps the states in a list: what `fit` needs from a store, nothing more."""
+
+    def __init__(self):
+        self.states = []
+
+    def load(self, device):
+        return self.states[-1] if self.states else None
+
+    def save(self, state):
+        self.states.append({k: (v.copy() if isinstance(v, list) else v) for k, v in state.items()})
+
+
+def test_fit_without_a_store_equals_the_stored_run(tmp_path):
+    spec = _spec(epochs=2)
+    bundle = load_dataset(spec.dataset, spec.image_size)
+    memory = MemoryCheckpoint()
+    trained = fit(spec, bundle, checkpoint=memory, progress=False)
+    stored = get_or_train(spec, runs_dir=tmp_path, progress=False)
+    assert [h["test_errors"] for h in trained.history] == [h["test_errors"] for h in stored.history]
+    assert trained.summary["clean_acc"] == stored.result["clean_acc"]
+    weights = _weights(stored)
+    assert all(torch.equal(v.cpu(), weights[k]) for k, v in trained.model.state_dict().items())
+    assert [s["epoch"] for s in memory.states] == [1, 2]
+    assert len(fit(spec, bundle, progress=False).history) == 2   # no checkpoint at all is fine too
+
+
+def test_fit_resumes_from_any_checkpoint_io():
+    spec = _spec(epochs=3)
+    bundle = load_dataset(spec.dataset, spec.image_size)
+    straight = fit(spec, bundle, progress=False)
+    memory = MemoryCheckpoint()
+    with pytest.raises(StopTraining):
+        fit(spec, bundle, checkpoint=memory, progress=False, stop_after=1)
+    resumed = fit(spec, bundle, checkpoint=memory, progress=False)
+    assert [h["test_errors"] for h in resumed.history] == [h["test_errors"] for h in straight.history]
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_count_errors_restores_modes():
+    spec = _spec(epochs=1)
+    bundle = load_dataset(spec.dataset, spec.image_size)
+    torch.manual_seed(0)
+    model = build_for_spec(spec, bundle=bundle).train()
+    model.head.train(False)
+    errors, total = count_errors(model, bundle.test, torch.device("cpu"))
+    assert model.training and not model.head.training
+    assert 0 <= errors <= total == len(bundle.test)
+
+
+def test_make_optimizer_follows_the_spec():
+    model = build_model("resnet8", 10)
+    opt, sched = make_optimizer(_spec(optimizer="sgd", lr=0.05, epochs=4), model)
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["lr"] == 0.05
+    assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and sched.T_max == 4
+    opt, sched = make_optimizer(_spec(optimizer="adam", schedule="constant"), model)
+    assert isinstance(opt, torch.optim.Adam) and isinstance(sched, torch.optim.lr_scheduler.LambdaLR)

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .inference import batched_features, eval_mode, input_gradient
 from .losses import check_tau, closed_form_gradients, softmax_tau, temperature_ce
 
 # --- features and logits ---------------------------------------------------------------------------------------------
@@ -29,21 +30,10 @@ from .losses import check_tau, closed_form_gradients, softmax_tau, temperature_c
 def extract(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """(f(x), logits) for every row of x, in batches, without gradients, with the model in eval mode.
 
-    The model's train/eval mode is restored afterwards. Logits are computed from the same features through the head,
+    The model's modes are restored afterwards. Logits are computed from the same features through the head,
     so `logits == features @ W.T + b` exactly.
     """
-    was_training = model.training
-    model.eval()
-    feats, logits = [], []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                f = model.features(x[start:start + batch_size])
-                feats.append(f)
-                logits.append(model.head(f))
-    finally:
-        model.train(was_training)
-    return torch.cat(feats), torch.cat(logits)
+    return batched_features(model, x, batch_size)
 
 
 # --- Eqs. 4–9: closed forms against autograd ----------------------------------------------------------------------
@@ -63,17 +53,12 @@ def gradient_identity_check(model_or_problem, x: torch.Tensor | None, y: torch.T
     tau = check_tau(tau)
     if isinstance(model_or_problem, torch.nn.Module):
         model = model_or_problem
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                feats = model.features(x)
-            W, b = model.head.weight, model.head.bias
+        with eval_mode(model), torch.no_grad():
+            feats = model.features(x)
+        W, b = model.head.weight, model.head.bias
 
-            def head(f, weight):
-                return F.linear(f, weight, b)
-        finally:
-            model.train(was_training)
+        def head(f, weight):
+            return F.linear(f, weight, b)
     else:
         feats, W, b = model_or_problem
 
@@ -276,8 +261,8 @@ def sample_weight_summary(table: pd.DataFrame) -> pd.DataFrame:
 def tsne_embedding(features, seed: int = 0, perplexity: float = 30.0, n_threads: int | None = 1) -> np.ndarray:
     """2-D t-SNE of the features (sklearn, PCA initialisation, fixed seed; perplexity capped at (n − 1)/3).
 
-    BLAS/OpenMP threads are limited to `n_threads` (None: no limit) while it runs: on a shared 2-core CPU the
-    default thread pools oversubscribe and make t-SNE 5–10× slower (measured: 450 points, 32 s vs 5 s).
+    BLAS/OpenMP threads are limited to `n_threads` (None: no limit) while it runs: on a small shared CPU the
+    default thread pools oversubscribe and slow t-SNE several-fold.
     """
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -410,15 +395,8 @@ def prototype_geometry(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 def input_gradient_norm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Per sample, the L1 norm of ∂CE(z, y)/∂x at τ = 1 (what PGD follows). Exactly 0 means the softmax saturated in
     float32 (P_y rounds to 1): the attack gets no signal there, which looks like robustness but is gradient masking."""
-    was_training = model.training
-    model.eval()
-    try:
-        xg = x.clone().detach().requires_grad_(True)
-        loss = F.cross_entropy(model(xg), y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, xg)
-    finally:
-        model.train(was_training)
-    return g.flatten(1).abs().sum(1).detach().numpy()
+    grad, _ = input_gradient(model, x, y, batch_size=None)  # summed CE: each row is its own example's gradient
+    return grad.flatten(1).abs().sum(1).numpy()
 
 
 def logits_before_after(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,

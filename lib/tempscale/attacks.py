@@ -8,13 +8,13 @@ Named attacks (`ATTACKS`, `attack_spec(name, **overrides)`) carry the paper's bu
 =================  ==========================================================================================
 ``clean``          no attack: plain prediction
 ``pgd20``          L∞ PGD, ε 8/255, step 2/255, 20 steps, uniform random start, cross-entropy
-``cw-linf``        the paper's "C&W" column: the same PGD on the C&W margin loss  max_{j≠y} z_j − z_y
-``cw-l2``          C&W-L2 (torchattacks, margin fixed): Adam lr 0.01, 1000 steps, fixed c 0.01, κ 0
-``apgd-ce``        APGD on CE, L∞ 8/255, 100 steps, 1 restart (torchattacks defaults to 10 steps: overridden)
-``apgd-dlr``       APGD on the DLR loss, same budget
+``cw_linf``        the paper's "C&W" column: the same PGD on the C&W margin loss  max_{j≠y} z_j − z_y
+``cw_l2``          C&W-L2 (torchattacks, margin fixed): Adam lr 0.01, 1000 steps, fixed c 0.01, κ 0
+``apgd_ce``        APGD on CE, L∞ 8/255, 100 steps, 1 restart (torchattacks defaults to 10 steps: overridden)
+``apgd_dlr``       APGD on the DLR loss, same budget
 ``square``         Square, L∞ 8/255, 5000 queries, p_init 0.8, no schedule rescaling (the autoattack settings)
 ``autoattack``     standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; 100 iterations, 9 target classes)
-``pgd20-targeted`` pgd20 towards a seeded random wrong class (`default_targets`), CE
+``pgd20_targeted`` pgd20 towards a seeded random wrong class (`default_targets`), CE
 =================  ==========================================================================================
 
 Conventions every attack follows, so numbers from different attacks can be combined per example (`worst_case`):
@@ -55,18 +55,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import InvalidSpecError
+from .inference import frozen_eval, model_device
+from .vocab import Attack, parse
 
 # Bump when an attack's behaviour changes, so results cached under `AttackSpec.key()` are not reused.
 IMPLEMENTATION_VERSION = 1
 
-METHODS = ("clean", "pgd", "cw-l2", "apgd", "square", "autoattack")
+METHODS = ("clean", "pgd", "cw_l2", "apgd", "square", "autoattack")
 NORMS = ("Linf", "L2", "none")
 PGD_LOSSES = ("ce", "margin", "dlr")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-_ALLOWED_NORMS = {"clean": ("none",), "pgd": ("Linf",), "cw-l2": ("L2",), "apgd": ("Linf", "L2"),
+_ALLOWED_NORMS = {"clean": ("none",), "pgd": ("Linf",), "cw_l2": ("L2",), "apgd": ("Linf", "L2"),
                   "square": ("Linf", "L2"), "autoattack": ("Linf", "L2")}
-_ALLOWED_LOSSES = {"clean": ("none",), "pgd": PGD_LOSSES, "cw-l2": ("cw",), "apgd": ("ce", "dlr"),
+_ALLOWED_LOSSES = {"clean": ("none",), "pgd": PGD_LOSSES, "cw_l2": ("cw",), "apgd": ("ce", "dlr"),
                    "square": ("margin",), "autoattack": ("none",)}
 
 
@@ -144,13 +146,13 @@ _PGD20 = dict(method="pgd", **_LINF, alpha=2 / 255, steps=20, random_start=True)
 ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (
     AttackSpec("clean", "clean"),
     AttackSpec("pgd20", **_PGD20, loss="ce"),
-    AttackSpec("cw-linf", **_PGD20, loss="margin"),
-    AttackSpec("cw-l2", "cw-l2", norm="L2", loss="cw", steps=1000, lr=0.01, c=0.01, kappa=0.0),
-    AttackSpec("apgd-ce", "apgd", **_LINF, steps=100, loss="ce"),
-    AttackSpec("apgd-dlr", "apgd", **_LINF, steps=100, loss="dlr"),
+    AttackSpec("cw_linf", **_PGD20, loss="margin"),
+    AttackSpec("cw_l2", "cw_l2", norm="L2", loss="cw", steps=1000, lr=0.01, c=0.01, kappa=0.0),
+    AttackSpec("apgd_ce", "apgd", **_LINF, steps=100, loss="ce"),
+    AttackSpec("apgd_dlr", "apgd", **_LINF, steps=100, loss="dlr"),
     AttackSpec("square", "square", **_LINF, n_queries=5000, p_init=0.8, loss="margin"),
     AttackSpec("autoattack", "autoattack", **_LINF, steps=100, n_queries=5000, p_init=0.8),
-    AttackSpec("pgd20-targeted", **_PGD20, loss="ce", targeted=True),
+    AttackSpec("pgd20_targeted", **_PGD20, loss="ce", targeted=True),
 )}
 
 
@@ -160,8 +162,7 @@ def attack_names() -> list[str]:
 
 def attack_spec(name: str, **overrides) -> AttackSpec:
     """The registered attack `name` with the paper's budget, any field replaced by `overrides` (validated)."""
-    if name not in ATTACKS:
-        raise InvalidSpecError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
+    name = parse(Attack, name, "attack")
     unknown = set(overrides) - {f.name for f in dataclasses.fields(AttackSpec)}
     if unknown:
         raise InvalidSpecError(f"unknown attack setting(s) {', '.join(sorted(unknown))} for {name!r}; "
@@ -177,7 +178,7 @@ def attack_backend(spec: AttackSpec) -> str:
         return "tempscale.attacks.pgd"
     if spec.method == "autoattack" and _official_autoattack() is not None:
         return "autoattack (official)"
-    note = {"cw-l2": " (CW with fixed margin and tanh inverse)",
+    note = {"cw_l2": " (CW with fixed margin and tanh inverse)",
             "autoattack": " (APGD-CE, APGD-T, FAB-T, Square composed with explicit budgets)"}.get(spec.method, "")
     return f"torchattacks {metadata.version('torchattacks')}{note}"
 
@@ -219,30 +220,6 @@ def _resolve_loss(loss: str | LossFn) -> LossFn:
 
 
 # --- running attacks safely ---------------------------------------------------------------------------------------
-
-def model_device(model: nn.Module) -> torch.device:
-    tensor = next(iter(model.parameters()), None)
-    if tensor is None:
-        tensor = next(iter(model.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and parameters without gradients (attacks need input gradients only); both restored afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    grads = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        model.eval()
-        for param, _ in grads:
-            param.requires_grad_(False)
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
-
 
 @contextlib.contextmanager
 def _attack_context(model: nn.Module) -> Iterator[None]:
@@ -476,7 +453,7 @@ def _run_pgd(model, x, y, spec):
                random_start=spec.random_start, restarts=spec.restarts, targeted=spec.targeted, seed=spec.seed)
 
 
-_RUNNERS = {"clean": lambda model, x, y, spec: x.clone(), "pgd": _run_pgd, "cw-l2": _run_cw_l2,
+_RUNNERS = {"clean": lambda model, x, y, spec: x.clone(), "pgd": _run_pgd, "cw_l2": _run_cw_l2,
             "apgd": _run_apgd, "square": _run_square, "autoattack": _run_autoattack}
 
 

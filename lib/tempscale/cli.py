@@ -1,4 +1,4 @@
-"""Command line: ``python -m tempscale train|eval|audit|runs|profiles``.
+"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|readme``.
 
 Batch work outside notebooks, on the same run store. User errors (unknown dataset or architecture, τ ≤ 0, epochs < 1,
 a missing data folder, a corrupt checkpoint) exit with status 2 and one line on stderr, no traceback. With ``--json``
@@ -11,7 +11,16 @@ import json
 import sys
 import warnings
 
+from pathlib import Path
+
+from . import readme
+from .audit import audit_run
 from .errors import TempscaleError
+from .evaluation import evaluate_run
+from .paths import project_root
+from .profiles import ASSUMPTIONS, PROFILES, describe, get_profile
+from .runs import Run, get_or_train, list_runs
+from .vocab import Metric, parse_all
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,13 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list stored runs")
     runs.add_argument("--runs-dir")
     runs.add_argument("--json", action="store_true")
-    sub.add_parser("profiles", help="show the profiles and the assumptions where the paper is silent")
+    sub.add_parser("profiles", help="print every profile's hyperparameter tree and the assumptions")
+    rd = sub.add_parser("readme", help="rewrite README.md's results table from the executed quick notebooks")
+    rd.add_argument("--executed", default=str(project_root() / "executed" / "quick"))
+    rd.add_argument("--readme", default=str(project_root() / "README.md"))
     return parser
 
 
 def spec_from_args(args):
-    from .profiles import get_profile
-
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in {
         "dataset": args.dataset, "arch": args.arch, "method": args.method, "epochs": args.epochs, "lr": args.lr,
@@ -72,12 +82,15 @@ def spec_from_args(args):
     return profile, profile.spec(tau, seed=args.seed, **overrides)
 
 
-def cmd_train(args) -> dict:
-    from .runs import get_or_train
+def stored_run(args, spec) -> Run:
+    """The run of `spec`, trained first if the store does not hold it yet."""
+    return get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
+                        progress=not args.quiet, download=args.download)
 
+
+def cmd_train(args) -> dict:
     _, spec = spec_from_args(args)
-    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
-                       progress=not args.quiet, download=args.download)
+    run = stored_run(args, spec)
     r = run.result
     return {"run_dir": str(run.dir), "clean_acc": r["clean_acc"], "epochs_done": r["epochs_done"],
             "diverged": r["diverged"], "tau": spec.tau, "dataset": spec.dataset, "arch": spec.arch,
@@ -85,13 +98,9 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    from .evaluation import evaluate_run
-    from .runs import get_or_train
-
+    names = parse_all(Metric, [a.strip() for a in args.attacks.split(",") if a.strip()], "attack")
     profile, spec = spec_from_args(args)
-    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
-                       progress=not args.quiet, download=args.download)
-    names = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    run = stored_run(args, spec)
     n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
     results = evaluate_run(run, names, profile=profile, n_eval=n_eval, severity=args.severity,
                            data_dir=args.data_dir, device=args.device, progress=not args.quiet)
@@ -102,20 +111,14 @@ def cmd_eval(args) -> dict:
 
 
 def cmd_audit(args) -> dict:
-    from .audit import audit_run
-    from .runs import get_or_train
-
     profile, spec = spec_from_args(args)
-    run = get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
-                       progress=not args.quiet, download=args.download)
+    run = stored_run(args, spec)
     # None lets the audit's own budget choose n (its quick budget trims the eval set to keep the CPU time sane).
     report = audit_run(run, profile=profile, n_eval=args.n_eval, data_dir=args.data_dir, device=args.device)
     return {"run_dir": str(run.dir), "tau": spec.tau, **report}
 
 
 def cmd_runs(args) -> list:
-    from .runs import list_runs
-
     rows = list_runs(args.runs_dir)
     if not args.json:
         for row in rows:
@@ -125,17 +128,20 @@ def cmd_runs(args) -> list:
 
 
 def cmd_profiles(_args) -> None:
-    from .profiles import ASSUMPTIONS, PROFILES
-
-    for p in PROFILES.values():
-        print(f"{p.name}: {p.description}\n  dataset={p.dataset} arch={p.arch} taus={list(p.taus)} "
-              f"seeds={list(p.seeds)} train={p.train} n_eval={p.n_eval}")
-    print("\nAssumptions where the paper is silent:")
+    for profile in PROFILES.values():
+        print("\n".join(describe(profile)), end="\n\n")
+    print("Assumptions where the paper is silent:")
     for key, text in ASSUMPTIONS.items():
         print(f"  {key}: {text}")
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles}
+def cmd_readme(args) -> None:
+    changed = readme.update_readme(Path(args.readme), Path(args.executed))
+    print(f"{args.readme}: results table {'rewritten' if changed else 'unchanged'} from {args.executed}")
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles,
+            "readme": cmd_readme}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,13 +103,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import InvalidSpecError
+from .vocab import Corruption
 
-CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur",
-    "snow", "frost", "fog", "brightness", "spatter",
-    "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate",
-)
+CORRUPTIONS: tuple[str, ...] = tuple(c.value for c in Corruption)
+# Bump when any corruption's output changes: it enters the evaluation cache key of every generated -C result.
+GENERATOR_VERSION = 1
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"),

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .errors import DataNotFoundError, InvalidSpecError
+from .paths import data_dir
+from .vocab import dataset_name
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder:<path>")
 NATIVE_SIZE = {"digits": 32, "cifar10": 32, "cifar100": 32, "tinyimagenet": 64}
@@ -47,8 +49,6 @@ HOW_TO_GET = {
 
 
 def default_data_dir() -> Path:
-    from .paths import data_dir
-
     return data_dir()
 
 
@@ -105,8 +105,7 @@ def load_dataset(name: str, image_size: int | None = None, data_dir: str | Path 
 
 
 def check_dataset_name(name: str) -> None:
-    if name not in NUM_CLASSES and not name.startswith("imagefolder:"):
-        raise InvalidSpecError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    dataset_name(name)
 
 
 def load_digits(image_size: int = 32) -> DataBundle:

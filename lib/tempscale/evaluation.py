@@ -6,7 +6,7 @@ CLI never attack the same model twice and an interrupted evaluation resumes per 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import pandas as pd
 import torch
@@ -14,15 +14,10 @@ import torch.nn.functional as F
 
 from .data import first_n, has_official_corrupted, load_corrupted
 from .experiments import eval_set
+from .inference import pick_device
 from .profiles import Profile
 from .robustness import evaluate_suite
 from .runs import Run
-from .train import pick_device
-
-
-def metric_key(name: str) -> str:
-    """Attack name → the paper-table column key ("cw-linf" → "cw_linf")."""
-    return name.replace("-", "_")
 
 
 def official_corruption_source(dataset: str, n: int, image_size: int,
@@ -39,24 +34,36 @@ def official_corruption_source(dataset: str, n: int, image_size: int,
     return source
 
 
-def evaluate_run(run: Run, names: list[str], profile: Profile, n_eval: int | None = None, severity: int = 3,
+def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | None = None,
+                 part: str | None = None, budgets: Mapping[str, Mapping] | None = None, severity: int | None = None,
                  data_dir: str | Path | None = None, device: str | None = None, progress: bool = False) -> dict:
-    """{attack: {accuracy, n, …}, "worst_case": …} for one run, under the profile's attack budgets."""
+    """{attack: {accuracy, n, …}, "worst_case": …} for one stored run on the first `n_eval` test images.
+
+    The one way every notebook and the CLI evaluate a stored run. Budgets are the profile's attack budgets with
+    `budgets` (attack name → spec fields) on top. `part` evaluates one network of a pair ("teacher" or "student" of
+    an LDD pair; a plain model is its own student), cached under ``run.eval_dir / part``.
+    """
     dev = pick_device(device)
     model = run.load_model(dev)
+    cache = run.eval_dir
+    if part is not None:
+        cache = cache / part if hasattr(model, "teacher") else cache
+        model = model.teacher if part == "teacher" else model
     x, y = eval_set(profile, run, n_eval, data_dir)
-    overrides = {k: dict(v) for k, v in profile.attack_overrides.items() if k in names}
+    overrides = {k: dict(v) for k, v in profile.attacks.budgets.items() if k in names}
+    for name, changes in (budgets or {}).items():
+        overrides[name] = {**overrides.get(name, {}), **changes}
     if "corruptions" in names:
         source = official_corruption_source(run.spec.dataset, len(y), x.shape[-1], data_dir)
-        overrides["corruptions"] = {"severity": severity, "source": source}
-    return evaluate_suite(model, x.to(dev), y.to(dev), names, cache_dir=run.eval_dir, overrides=overrides,
+        overrides["corruptions"] = {"severity": severity or profile.corruptions.severity, "source": source}
+    return evaluate_suite(model, x.to(dev), y.to(dev), names, cache_dir=cache, overrides=overrides,
                           progress=progress)
 
 
 def evaluate_grid(runs: dict[float, Run], names: list[str], profile: Profile, **kwargs) -> tuple[pd.DataFrame, dict]:
     """Accuracy (%) per τ and metric (paper-table keys), plus the full reports per τ."""
     reports = {tau: evaluate_run(run, names, profile, **kwargs) for tau, run in runs.items()}
-    table = pd.DataFrame({tau: {metric_key(name): 100 * reports[tau][name]["accuracy"]
+    table = pd.DataFrame({tau: {name: 100 * reports[tau][name]["accuracy"]
                                 for name in names + (["worst_case"] if "worst_case" in reports[tau] else [])}
                           for tau in runs}).T
     table.index = pd.Index(table.index.astype(float), name="tau")

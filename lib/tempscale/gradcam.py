@@ -18,23 +18,22 @@ stride-2 stages). `target_layer_info` says which layer was used and at what reso
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .errors import InvalidSpecError
+from .inference import eval_mode, model_device, preserved_state
+from .methods.ldd import LDDPair
 
 PARTS = ("student", "teacher")
 
 
 def _network(model: nn.Module, part: str | None) -> nn.Module:
     """The Classifier to explain: an LDD pair's student or teacher, else the model itself."""
-    from .methods import LDDPair
-
     if isinstance(model, LDDPair):
         part = part or "student"
         if part not in PARTS:
@@ -65,8 +64,7 @@ def _output_sizes(net: nn.Module, x: torch.Tensor, modules: Sequence[nn.Module],
         lambda mod, i, o, k=k: sizes.__setitem__(k, tuple(o.shape[-2:]) if spatial else tuple(o.shape)))
              for k, m in enumerate(modules)]
     try:
-        with _preserved(net), torch.no_grad():
-            net.eval()
+        with eval_mode(net), torch.no_grad():
             net(x[:1])
     finally:
         for h in hooks:
@@ -103,20 +101,6 @@ def target_layer_info(model: nn.Module, x: torch.Tensor, part: str | None = None
     return {"name": name, "module": module, "size": sizes[pick], "reshape": None}
 
 
-@contextlib.contextmanager
-def _preserved(net: nn.Module) -> Iterator[None]:
-    """Restore train/eval modes and parameter .grad fields (pytorch-grad-cam sets eval and backpropagates)."""
-    modes = [(m, m.training) for m in net.modules()]
-    grads = [(p, p.grad) for p in net.parameters()]
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, g in grads:
-            p.grad = g
-
-
 def gradcam_maps(model: nn.Module, x: torch.Tensor, target_classes=None, part: str | None = None,
                  layer: nn.Module | None = None) -> np.ndarray:
     """GradCAM maps (B, H, W) in [0, 1] for images x (B, C, H, W) in [0, 1].
@@ -130,8 +114,7 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, target_classes=None, part: s
     if x.ndim != 4:
         raise InvalidSpecError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
     net = _network(model, part)
-    device = next(net.parameters()).device
-    x = x.detach().to(device)
+    x = x.detach().to(model_device(net))
     if layer is None:
         info = target_layer_info(model, x, part)
         layer, reshape = info["module"], info["reshape"]
@@ -146,7 +129,8 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, target_classes=None, part: s
         if len(classes) != len(x):
             raise InvalidSpecError(f"{len(classes)} target classes for {len(x)} images")
         targets = [ClassifierOutputTarget(int(c)) for c in classes]
-    with _preserved(net), torch.enable_grad():
+    # pytorch-grad-cam switches to eval mode and backpropagates into the parameters: both are undone afterwards
+    with preserved_state(net, grads=True), torch.enable_grad():
         with GradCAM(model=net, target_layers=[layer], reshape_transform=reshape) as cam:
             maps = cam(input_tensor=x, targets=targets)
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,23 +1,37 @@
-"""Named budgets: the one place where hyperparameters live.
+"""Named budgets: the one place where hyperparameters live, as one typed tree per profile.
 
 - ``smoke``: the tests and nbval; seconds per notebook; numbers mean nothing beyond "the code runs".
 - ``quick``: the main job on a 2-core CPU with the offline digits data; minutes; shows the mechanisms at small scale.
 - ``paper``: the paper's settings (ResNet50 / ViT-S on CIFAR-10, CIFAR-100, Tiny-ImageNet; τ grid of Table I plus the
   thesis' 150); GPU and the real datasets needed.
 
-Where the paper is silent, the choice is listed in `ASSUMPTIONS` (also printed by ``python -m tempscale profiles``
-and shown in the README), never hidden in code.
+A profile is a frozen `Profile` with one frozen section per concern (train, attacks, audit, madry, ldd, tsne,
+convergence, corruptions); every value carries a one-line comment, and ``python -m tempscale profiles`` prints the
+whole tree with them. Notebooks override with one call: ``get_profile("quick", taus=(1, 50), ldd={"epochs": 2})``
+(None values are ignored, so a parameters cell can pass its defaults straight through).
+
+Where the paper is silent, the choice is listed in `ASSUMPTIONS`, never hidden in code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any, Iterator, Mapping
 
 from .errors import InvalidSpecError
-from .runs import RunSpec
+from .spec import RunSpec
 
 PAPER_TAUS = (0.1, 0.5, 1.0, 10.0, 30.0, 50.0, 70.0, 100.0)   # Table I / II
 THESIS_EXTRA_TAUS = (150.0,)                                  # Tables 3.9, 3.10
+
+
+def knob(default: Any, doc: str) -> Any:
+    """A section field with its one-line comment (printed by ``python -m tempscale profiles``)."""
+    if isinstance(default, (dict, list, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
 
 # The paper's two training recipes (Sec. V-A; thesis Sec. 3.6).
 RECIPES = MappingProxyType({
@@ -28,6 +42,260 @@ RECIPES = MappingProxyType({
     "vit": dict(optimizer="adam", lr=1e-4, momentum=0.9, weight_decay=0.0, schedule="cosine", augment="crop+flip",
                 batch_size=64, epochs=30, init="pretrained"),
 })
+
+
+def recipe_for(arch: str) -> dict:
+    """The paper's recipe of an architecture's family (ViTs fine-tune with Adam, CNNs train with SGD)."""
+    return dict(RECIPES["vit" if arch.startswith("vit") else "cnn"])
+
+
+# --- sections ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Train:
+    """Changes to the architecture family's recipe (`RECIPES`); None keeps the recipe's value."""
+
+    optimizer: str | None = knob(None, "sgd | adam")
+    lr: float | None = knob(None, "learning rate")
+    momentum: float | None = knob(None, "SGD momentum")
+    weight_decay: float | None = knob(None, "L2 weight decay")
+    schedule: str | None = knob(None, "cosine | constant learning rate over the epochs")
+    augment: str | None = knob(None, "none | crop | crop+flip (batched, seeded per epoch)")
+    batch_size: int | None = knob(None, "training batch size")
+    epochs: int | None = knob(None, "training epochs per run")
+    image_size: int | None = knob(None, "input resolution (None: the dataset's native size)")
+    n_train: int | None = knob(None, "train on a fixed seeded subset of this many examples (None: all)")
+
+    def changes(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Attacks:
+    """Changes to the paper's attack budgets (`tempscale.attacks.ATTACKS`), per attack name."""
+
+    budgets: Mapping[str, Mapping[str, Any]] = knob({}, "attack name → spec fields to change, e.g. Square queries")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The gradient-masking audit (notebook 10): its budgets, and the thresholds that decide a verdict, in percentage
+    points (pp) of the audited examples."""
+
+    n: int | None = knob(None, "examples audited, the first n (None: the profile's n_eval)")
+    eps: float = knob(8 / 255, "the threat model the paper reports (L∞)")
+    alpha: float = knob(2 / 255, "PGD step at eps; other ε use alpha·ε/eps")
+    pgd_steps: int = knob(20, "the paper's PGD-20")
+    long_steps: int = knob(100, "'more iterations': PGD with this many steps")
+    restarts: int = knob(5, "'more restarts': PGD-20 with this many random starts")
+    apgd_steps: int | None = knob(None, "APGD-CE / APGD-DLR iterations (None: the profile's attack budget)")
+    square_queries: int | None = knob(None, "Square queries (None: the profile's attack budget)")
+    square_p_init: float | None = knob(None, "Square's initial fraction of pixels changed (None: the attack budget)")
+    eps_grid: tuple[float, ...] = knob((8 / 255, 16 / 255, 32 / 255, 64 / 255, 128 / 255),
+                                       "ε grid of the accuracy-vs-ε sweep")
+    curve_losses: tuple[str, ...] = knob(("ce", "margin", "dlr", "rescaled"), "PGD losses swept over the ε grid")
+    unbounded_steps: int = knob(100, "steps of the unbounded (ε = 1) CE attack from the clean image")
+    tiny_grad: float = knob(1e-30, "a 'vanishing' input gradient: max |∂L/∂x| below this")
+    black_box_pp: float = knob(0.2, "Square may break this much beyond the white-box attacks (AutoAttack's rule)")
+    scale_pp: float = knob(2.0, "a scale-invariant attack this far below PGD-20 on CE flags")
+    iterations_pp: float = knob(5.0, "more steps or restarts lowering accuracy this much flags (not converged)")
+    transfer_pp: float = knob(2.0, "transfer from the τ = 1 model beating white-box by this much flags")
+    vanishing_pp: float = knob(1.0, "this % of correct inputs with vanishing gradients flags")
+    unbounded_pp: float = knob(1.0, "the unbounded attack may leave at most this % correct")
+    min_examples: int = knob(2, "a gap must also span this many examples (black-box, vanishing: 1)")
+    seed: int = knob(0, "attack seed")
+    trims: frozenset[str] = knob(frozenset(), "fields that cut the profile's own budgets (full=True restores them)")
+
+    def resolved(self, full: bool = False) -> dict:
+        """Every setting; with `full`, the trimmed ones back at their defaults (the profile's own budgets)."""
+        section = dataclasses.replace(self, **{k: getattr(Audit(), k) for k in self.trims}) if full else self
+        return {k: v for k, v in dataclasses.asdict(section).items() if k != "trims"}
+
+
+@dataclass(frozen=True)
+class Madry:
+    """Madry adversarial training with τ (notebook 07, Table III; reused by notebook 08's Table 4.4)."""
+
+    epochs: int | None = knob(None, "epochs of AT (None: the profile's training epochs)")
+    steps: int = knob(10, "training-PGD steps (the common Madry CIFAR setting)")
+    alpha: float = knob(2 / 255, "training-PGD step size")
+    n_eval: int | None = knob(None, "test images evaluated (None: the profile's n_eval)")
+
+
+@dataclass(frozen=True)
+class LDD:
+    """Low Dimension Distillation and its GradCAM maps (notebooks 08 and 09, thesis Ch. 4)."""
+
+    epochs: int | None = knob(None, "epochs of every LDD pair and pseudo-label student (None: the profile's)")
+    ratio: int = knob(4, "main teacher reduction ratio r: 1/r² of the input dimension (thesis: 32×32 → 8×8)")
+    n_eval: int | None = knob(None, "test images for clean / PGD-20 (None: the profile's n_eval)")
+    autoattack_n: int | None = knob(None, "images for Table 4.4's AutoAttack (None: all evaluated; 0 skips)")
+    autoattack: Mapping[str, Any] | None = knob(None, "Table 4.4's AutoAttack changes, on top of attacks.budgets")
+    pseudo_attack_steps: int = knob(200, "PGD steps of Table 4.6 (the thesis' PGD-200)")
+    pseudo_tau: float = knob(50.0, "τ of the true-label CE of S_iter2 / S_iter3 ('sufficiently high')")
+
+
+@dataclass(frozen=True)
+class Tsne:
+    """t-SNE panels and cluster scores (notebook 03, Figs. 2–3)."""
+
+    taus: tuple[float, ...] = knob((0.5, 1.0, 50.0), "τ shown as t-SNE panels (the paper's Fig. 2)")
+    n: int = knob(1000, "test images embedded")
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Test-error curves with the paper's SGD (notebook 06, Fig. 4)."""
+
+    taus: tuple[float, ...] = knob((0.5, 1.0, 50.0), "τ compared (the paper's Fig. 4)")
+    lrs: tuple[float, ...] = knob((0.1, 0.01), "SGD learning rates")
+    seeds: tuple[int, ...] = knob((0,), "seeds per (τ, lr): the curves show their mean and spread")
+    epochs: int | None = knob(None, "epochs per run (None: the profile's training epochs)")
+
+
+@dataclass(frozen=True)
+class Corruptions:
+    """Common corruptions (the paper's "-C" column)."""
+
+    severity: int = knob(3, "corruption severity 1..5 (the paper's 3)")
+    seed: int = knob(0, "seed of the generated corruptions")
+
+
+SECTIONS = ("train", "attacks", "audit", "madry", "ldd", "tsne", "convergence", "corruptions")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named budget. `spec(tau)` turns it into the RunSpec of one training run."""
+
+    name: str
+    description: str
+    dataset: str
+    arch: str
+    taus: tuple[float, ...]
+    seeds: tuple[int, ...] = (0,)
+    n_eval: int | None = None                        # the fixed eval subset: the first n test examples (None: all)
+    runtime: str = ""                                # what a reader should expect, per notebook
+    train: Train = Train()
+    attacks: Attacks = Attacks()
+    audit: Audit = Audit()
+    madry: Madry = Madry()
+    ldd: LDD = LDD()
+    tsne: Tsne = Tsne()
+    convergence: Convergence = Convergence()
+    corruptions: Corruptions = Corruptions()
+
+    def recipe(self, arch: str | None = None) -> dict:
+        return recipe_for(arch or self.arch)
+
+    def spec(self, tau: float, seed: int | None = None, **overrides) -> RunSpec:
+        """The RunSpec for one τ: recipe < profile's train section < explicit overrides."""
+        arch = overrides.get("arch", self.arch)
+        fields = {**self.recipe(arch), **self.train.changes(), "dataset": self.dataset, "arch": self.arch}
+        fields.update(overrides)
+        fields.update(tau=float(tau), seed=self.seeds[0] if seed is None else seed)
+        return RunSpec(**fields).validate()
+
+    def eval_n(self, section_n: int | None = None) -> int | None:
+        """A section's own eval size when it sets one, else the profile's."""
+        return self.n_eval if section_n is None else section_n
+
+
+PROFILES: dict[str, Profile] = {}
+
+
+def _register(profile: Profile) -> Profile:
+    PROFILES[profile.name] = profile
+    return profile
+
+
+# Digits on a CPU (see ASSUMPTIONS["quick.convergence"]). Crop only: mirrored digits are other glyphs.
+QUICK_TRAIN = Train(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64, epochs=40, image_size=16,
+                    augment="crop")
+# The audit's cuts at quick scale (200 images, APGD 50 steps, Square 300 queries, no DLR curve) audit every τ of
+# the grid in minutes; full=True restores the profile's own budgets.
+AUDIT_TRIMS = frozenset({"n", "apgd_steps", "square_queries", "curve_losses"})
+
+_register(Profile(
+    name="smoke",
+    description="Tests and nbval: tiny budgets, seconds per notebook. Numbers only show the code runs.",
+    dataset="digits", arch="resnet8", taus=(1.0, 50.0), n_eval=64, runtime="seconds",
+    train=dataclasses.replace(QUICK_TRAIN, epochs=2, n_train=256),
+    attacks=Attacks({"apgd_ce": {"steps": 10}, "apgd_dlr": {"steps": 10}, "square": {"n_queries": 50},
+                     "cw_l2": {"steps": 20}, "autoattack": {"n_queries": 50, "steps": 10}}),
+    audit=Audit(long_steps=40, restarts=2, eps_grid=(8 / 255, 32 / 255, 128 / 255),
+                curve_losses=("ce", "margin", "rescaled"), unbounded_steps=20, trims=AUDIT_TRIMS),
+    madry=Madry(epochs=1, steps=3, alpha=4 / 255, n_eval=32),
+    ldd=LDD(epochs=1, n_eval=32, autoattack_n=8, autoattack={"n_queries": 50, "steps": 10}, pseudo_attack_steps=20),
+    tsne=Tsne(n=128),
+    convergence=Convergence(lrs=(0.1,), seeds=(0,)),
+))
+
+_register(Profile(
+    name="quick",
+    description="The main job on a 2-core CPU: digits at 16×16, CIFAR ResNet-8, the paper's τ grid.",
+    dataset="digits", arch="resnet8", taus=PAPER_TAUS, n_eval=450, runtime="minutes",
+    train=QUICK_TRAIN,
+    # CPU budget: Square with 500 queries (AutoAttack: 5000), C&W-L2 with 100 steps (thesis: 1000); PGD/APGD as the paper.
+    attacks=Attacks({"square": {"n_queries": 500}, "cw_l2": {"steps": 100}}),
+    audit=Audit(n=200, apgd_steps=50, square_queries=300, long_steps=50, restarts=2,
+                eps_grid=(8 / 255, 16 / 255, 32 / 255, 64 / 255, 128 / 255),
+                curve_losses=("ce", "margin", "rescaled"), unbounded_steps=50, trims=AUDIT_TRIMS),
+    # Every AT step runs PGD and every LDD step trains two networks: fewer epochs and a 3-step training PGD keep
+    # notebooks 07-09 at a few minutes on a 2-core CPU.
+    madry=Madry(epochs=8, steps=3, alpha=4 / 255, n_eval=200),
+    ldd=LDD(epochs=8, n_eval=200, autoattack_n=50, autoattack={"steps": 10, "n_queries": 100},
+            pseudo_attack_steps=20),
+    tsne=Tsne(n=450),
+    convergence=Convergence(seeds=(0, 1), epochs=20),
+))
+
+_register(Profile(
+    name="paper",
+    description="The paper's settings: ResNet50 (and ViT-S/16) on CIFAR-10/100 and Tiny-ImageNet. GPU + real data.",
+    dataset="cifar10", arch="resnet50", taus=PAPER_TAUS + THESIS_EXTRA_TAUS, n_eval=None,
+    runtime="GPU hours per run",
+    audit=Audit(long_steps=100, restarts=5, unbounded_steps=100),
+    tsne=Tsne(n=2000),
+    convergence=Convergence(seeds=(0, 1, 2, 3, 4, 5)),
+))
+
+
+def _with_changes(section: Any, changes: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(section)}
+    unknown = set(changes) - known
+    if unknown:
+        raise InvalidSpecError(f"unknown {where} setting(s) {sorted(unknown)}; settable: {sorted(known)}")
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(section, **changes)
+
+
+def get_profile(name: str | Profile, **overrides) -> Profile:
+    """A registered profile with top-level fields or section fields changed; None values are ignored.
+
+    ``get_profile("quick", taus=(1, 50), n_eval=100, ldd={"epochs": 2})``
+    """
+    profile = name if isinstance(name, Profile) else PROFILES.get(name)
+    if profile is None:
+        raise InvalidSpecError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    top = {k: v for k, v in overrides.items() if k not in SECTIONS}
+    sections = {k: _with_changes(getattr(profile, k), v or {}, f"{profile.name}.{k}")
+                for k, v in overrides.items() if k in SECTIONS}
+    return dataclasses.replace(_with_changes(profile, top, "profile"), **sections)
+
+
+def describe(profile: Profile) -> Iterator[str]:
+    """The whole tree of one profile, one line per value with its comment (``python -m tempscale profiles``)."""
+    yield f"{profile.name}: {profile.description}"
+    for f in dataclasses.fields(profile):
+        value = getattr(profile, f.name)
+        if f.name in SECTIONS:
+            yield f"  {f.name}:  # {type(value).__doc__.splitlines()[0]}"
+            for sub in dataclasses.fields(value):
+                yield f"    {sub.name} = {getattr(value, sub.name)!r}  # {sub.metadata.get('doc', '')}"
+        elif f.name not in ("name", "description"):
+            yield f"  {f.name} = {value!r}"
+
 
 ASSUMPTIONS = MappingProxyType({
     "cnn.epochs": "ResNet50 epochs are not stated in the paper; 200, as the thesis uses for its CNN experiments (Sec. 4.3.1).",
@@ -42,6 +310,8 @@ ASSUMPTIONS = MappingProxyType({
     "corruptions.source": "Official -C files are used when present under the data directory; otherwise tempscale generates "
                           "the corruptions from the test split (the result records which).",
     "square.queries": "Square uses AutoAttack's default 5000 queries at paper scale; smaller profiles set fewer (recorded).",
+    "madry.budget": "The paper does not state its training PGD budget; the paper profile uses the common Madry CIFAR "
+                    "setting (ε 8/255, step 2/255, 10 steps, random start).",
     "quick.dataset": "The quick profile trains on sklearn's 8×8 digits upsampled to 16×16 (offline, CPU); see "
                      "quick.convergence for why its optimiser settings differ from the paper's.",
     "quick.convergence": (
@@ -54,97 +324,3 @@ ASSUMPTIONS = MappingProxyType({
         "every τ from 0.1 to 100 reaches ≥ 99% test accuracy. Notebook 06 (Fig. 4) still uses the paper's SGD at lr "
         "0.1 and 0.01, and shows the slow high-τ convergence at this budget."),
 })
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A named budget. `spec(tau)` turns it into the RunSpec of one training run."""
-
-    name: str
-    description: str
-    dataset: str
-    arch: str
-    taus: tuple[float, ...]
-    seeds: tuple[int, ...] = (0,)
-    train: dict = field(default_factory=dict)        # overrides of the recipe (epochs, batch_size, image_size, ...)
-    n_eval: int | None = None                        # test examples attacked (None: the whole test split)
-    attack_overrides: dict = field(default_factory=dict)   # per-attack budget changes, e.g. {"square": {"n_queries": 500}}
-    tsne_taus: tuple[float, ...] = (0.5, 1.0, 50.0)
-    tsne_n: int = 1000
-    convergence_taus: tuple[float, ...] = (0.5, 1.0, 50.0)
-    convergence_lrs: tuple[float, ...] = (0.1, 0.01)
-    convergence_seeds: tuple[int, ...] = (0,)
-    convergence_epochs: int | None = None            # None: the profile's training epochs
-    runtime: str = ""                                 # what a reader should expect, per notebook
-
-    def recipe(self, arch: str | None = None) -> dict:
-        return dict(RECIPES["vit" if (arch or self.arch).startswith("vit") else "cnn"])
-
-    def spec(self, tau: float, seed: int | None = None, **overrides) -> RunSpec:
-        """The RunSpec for one τ: recipe < profile overrides < explicit overrides."""
-        arch = overrides.get("arch", self.arch)
-        fields = {**self.recipe(arch), **dict(self.train), "dataset": self.dataset, "arch": self.arch}
-        fields.update(overrides)
-        fields.update(tau=float(tau), seed=self.seeds[0] if seed is None else seed)
-        return RunSpec(**fields).validate()
-
-    def with_overrides(self, **changes) -> "Profile":
-        return replace(self, **changes)
-
-
-PROFILES: dict[str, Profile] = {}
-
-# Digits on a CPU (see ASSUMPTIONS["quick.convergence"]). Crop only: mirrored digits are other glyphs.
-QUICK_TRAIN = MappingProxyType(dict(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64, epochs=40,
-                                    image_size=16, augment="crop"))
-
-
-def _register(profile: Profile) -> Profile:
-    PROFILES[profile.name] = profile
-    return profile
-
-
-_register(Profile(
-    name="smoke",
-    description="Tests and nbval: tiny budgets, seconds per notebook. Numbers only show the code runs.",
-    dataset="digits", arch="resnet8", taus=(1.0, 50.0),
-    train=dict(QUICK_TRAIN, epochs=2, n_train=256),
-    n_eval=64,
-    attack_overrides={"apgd-ce": {"steps": 10}, "apgd-dlr": {"steps": 10}, "square": {"n_queries": 50},
-                      "cw-l2": {"steps": 20}, "autoattack": {"n_queries": 50, "steps": 10}},
-    tsne_n=128, convergence_lrs=(0.1,), convergence_seeds=(0,),
-    runtime="seconds",
-))
-
-_register(Profile(
-    name="quick",
-    description="The main job on a 2-core CPU: digits at 16×16, CIFAR ResNet-8, the paper's τ grid.",
-    dataset="digits", arch="resnet8", taus=PAPER_TAUS,
-    train=QUICK_TRAIN,
-    n_eval=450,
-    # CPU budget: Square with 500 queries (AutoAttack: 5000), C&W-L2 with 100 steps (thesis: 1000); PGD/APGD as the paper.
-    attack_overrides={"square": {"n_queries": 500}, "cw-l2": {"steps": 100}},
-    tsne_n=450, convergence_seeds=(0, 1), convergence_epochs=20,
-    runtime="minutes",
-))
-
-_register(Profile(
-    name="paper",
-    description="The paper's settings: ResNet50 (and ViT-S/16) on CIFAR-10/100 and Tiny-ImageNet. GPU + real data.",
-    dataset="cifar10", arch="resnet50", taus=PAPER_TAUS + THESIS_EXTRA_TAUS,
-    n_eval=None, tsne_n=2000, convergence_seeds=(0, 1, 2, 3, 4, 5),
-    runtime="GPU hours per run",
-))
-
-
-def get_profile(name: str, **overrides) -> Profile:
-    """A registered profile, optionally with field overrides (e.g. dataset="cifar100", taus=(1, 50))."""
-    if name not in PROFILES:
-        raise InvalidSpecError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    profile = PROFILES[name]
-    if overrides:
-        unknown = set(overrides) - set(profile.__dataclass_fields__)
-        if unknown:
-            raise InvalidSpecError(f"unknown profile field(s) {sorted(unknown)}")
-        profile = profile.with_overrides(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
-    return profile

@@ -10,7 +10,8 @@ so an interrupted evaluation resumes at the first missing batch and a finished o
 `<context>` hashes everything else the numbers depend on: the eval set (shape + bytes of x and y), the model's
 weights, the batch size (random starts are drawn per batch) and the attack backend. So a different eval set,
 a retrained model or a switch to the official AutoAttack never reuses another result. A cache file that cannot
-be read back is deleted and recomputed with a `CacheWarning`: it is a cache, and is never used unchecked.
+be read back, or whose bytes no longer match its ``.sha256`` sidecar, is deleted and recomputed with a
+`CacheWarning`: it is a cache, and is never used unchecked.
 
 `evaluate_corruptions` gives the "-C" accuracy (mean over corruptions at one severity); `evaluate_suite` runs a list
 of attacks plus the per-example worst case, which is what ``python -m tempscale eval --attacks … --json`` reports.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import time
 import warnings
@@ -31,9 +31,10 @@ from typing import Callable, Mapping
 import torch
 import torch.nn as nn
 
-from . import attacks
+from . import attacks, corruptions
 from .attacks import AttackSpec, attack_backend, attack_spec, worst_case
 from .errors import CorruptCheckpointError, InvalidSpecError
+from .io import atomic_write_json, load_verified, remove_verified, save_verified
 
 CorruptionSource = Callable[[str, int], "tuple[torch.Tensor, torch.Tensor]"]
 BatchFn = Callable[[int, int], torch.Tensor]
@@ -107,28 +108,10 @@ def _short_hash(obj) -> str:
 
 # --- the batch cache ----------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    from .runs import atomic_write_bytes  # temp file + fsync + os.replace
-    atomic_write_bytes(path, data)
-
-
-def _save_tensor_file(path: Path, obj) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    _atomic_write(path, buffer.getvalue())
-
-
-def _load_tensor_file(path: Path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to unpickle means the file is unusable
-        raise CorruptCheckpointError(f"{path} cannot be read ({type(err).__name__}: {err})") from None
-
-
 def _discard(path: Path, reason: str) -> None:
     warnings.warn(f"evaluation cache file {path} is {reason}; deleting it and recomputing", CacheWarning,
                   stacklevel=3)
-    path.unlink(missing_ok=True)
+    remove_verified(path)
 
 
 def _load_batch(path: Path, start: int, stop: int) -> dict | None:
@@ -136,7 +119,7 @@ def _load_batch(path: Path, start: int, stop: int) -> dict | None:
     if not path.exists():
         return None
     try:
-        record = _load_tensor_file(path)
+        record = load_verified(path)
         correct = record["correct"]
         if (record["start"], record["stop"]) != (start, stop) or correct.dtype != torch.bool \
                 or tuple(correct.shape) != (stop - start,):
@@ -153,14 +136,14 @@ def _load_final(folder: Path, n: int) -> tuple[dict, torch.Tensor] | None:
         return None
     try:
         summary = json.loads(summary_path.read_text())
-        correct = _load_tensor_file(correct_path)
+        correct = load_verified(correct_path)
         if summary["n"] != n or correct.dtype != torch.bool or tuple(correct.shape) != (n,) \
                 or int(correct.sum()) != summary["n_correct"]:
             raise CorruptCheckpointError("inconsistent")
         return summary, correct
     except (CorruptCheckpointError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
         _discard(summary_path, "unreadable or inconsistent with correct.pt")
-        correct_path.unlink(missing_ok=True)
+        remove_verified(correct_path)
         return None
 
 
@@ -175,7 +158,7 @@ def _batched_correct(folder: Path | None, n: int, batch_size: int, compute: Batc
         final = _load_final(folder, n)
         if final is not None:
             return final[1], float(final[0]["elapsed_s"]), True
-        _atomic_write(folder / "meta.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write_json(folder / "meta.json", meta)
     from tqdm import tqdm
 
     parts, elapsed = [], 0.0
@@ -189,7 +172,7 @@ def _batched_correct(folder: Path | None, n: int, batch_size: int, compute: Batc
             correct = compute(start, stop).cpu().bool()
             record = {"correct": correct, "elapsed_s": time.perf_counter() - began}
             if path is not None:
-                _save_tensor_file(path, {**record, "start": start, "stop": stop})
+                save_verified({**record, "start": start, "stop": stop}, path)
         parts.append(record["correct"])
         elapsed += record["elapsed_s"]
     correct = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
@@ -200,12 +183,12 @@ def _batched_correct(folder: Path | None, n: int, batch_size: int, compute: Batc
 
 def _finish(folder: Path, correct: torch.Tensor, elapsed: float, meta: dict, n_batches: int) -> None:
     """Write the final files (correctness first, the summary last: its presence means done), drop the batches."""
-    _save_tensor_file(folder / "correct.pt", correct)
+    save_verified(correct, folder / "correct.pt")
     summary = {**meta, "n": len(correct), "n_correct": int(correct.sum()),
                "accuracy": float(correct.float().mean()) if len(correct) else 0.0, "elapsed_s": elapsed}
-    _atomic_write(folder / "result.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_json(folder / "result.json", summary)
     for index in range(n_batches):
-        (folder / f"batch-{index:05d}.pt").unlink(missing_ok=True)
+        remove_verified(folder / f"batch-{index:05d}.pt")
 
 
 def _locked(folder: Path | None):
@@ -273,8 +256,6 @@ def _source_description(source: CorruptionSource | None, seed: int) -> str:
 def _corruption_names(names, source) -> list[str]:
     if source is not None and names is not None:
         return list(names)
-    from . import corruptions
-
     available = tuple(corruptions.CORRUPTIONS)
     unknown = [name for name in (names or ()) if name not in available]
     if unknown:
@@ -288,8 +269,6 @@ def _corruption_data(x, y, name, severity, seed, source):
     if source is not None:
         x_c, y_c = source(name, severity)
         return (lambda: x_c), y_c, data_fingerprint(x_c, y_c)
-    from . import corruptions
-
     generated: list[torch.Tensor] = []
 
     def images() -> torch.Tensor:
@@ -297,8 +276,7 @@ def _corruption_data(x, y, name, severity, seed, source):
             generated.append(corruptions.corrupt(x, name, severity, seed))
         return generated[0]
 
-    version = getattr(corruptions, "__version__", getattr(corruptions, "VERSION", None))
-    return images, y, _short_hash([data_fingerprint(x, y), name, severity, seed, version])
+    return images, y, _short_hash([data_fingerprint(x, y), name, severity, seed, corruptions.GENERATOR_VERSION])
 
 
 def evaluate_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, severity: int = 3,

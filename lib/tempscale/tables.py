@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runs import atomic_write_bytes
+from .io import atomic_write_text
 
 SOURCES: tuple[str, str] = ("paper", "this run")
 MISSING_MD = "—"
@@ -34,20 +34,28 @@ def _tau_indexed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame | None, scale: str) -> pd.DataFrame:
-    """One row per τ of either frame (sorted), columns (metric, source) with source "paper" then "this run", metrics in
-    the order of ``ours``. A metric or τ one side lacks is NaN there. ``scale`` says what "this run" was (e.g.
-    "quick profile: digits, resnet8, 450 test images") and travels in ``attrs["scale"]``."""
-    ours = _tau_indexed(ours)
-    paper = _tau_indexed(paper) if paper is not None else pd.DataFrame(index=pd.Index([], dtype=float, name="tau"))
-    taus = ours.index.union(paper.index).sort_values()
+def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame | None, scale: str, *, reference: str = "paper",
+                 by_tau: bool = True) -> pd.DataFrame:
+    """Columns (metric, source) with source `reference` ("paper", or "thesis" for the thesis' tables) then
+    "this run", metrics in the order of ``ours``; a metric or row one side lacks is NaN there. ``scale`` says what
+    "this run" was (e.g. "quick profile: digits, resnet8, 450 test images") and travels in ``attrs["scale"]``.
+
+    Rows: with `by_tau`, one per τ of either frame, sorted (1 and 1.0 are the same row); otherwise the published
+    rows in their printed order (any index, e.g. the LDD tables' method × role), then the rows only ours has."""
+    if by_tau:
+        ours = _tau_indexed(ours)
+        paper = _tau_indexed(paper) if paper is not None else pd.DataFrame(index=pd.Index([], dtype=float, name="tau"))
+        index = pd.Index(ours.index.union(paper.index).sort_values(), name="tau")
+    else:
+        paper = paper if paper is not None else pd.DataFrame(index=ours.index[:0])
+        index = paper.index.append(ours.index[~ours.index.isin(paper.index)])
     metrics = list(ours.columns)
-    columns = pd.MultiIndex.from_product([metrics, SOURCES], names=["metric", "source"])
-    out = pd.DataFrame(np.nan, index=pd.Index(taus, name="tau"), columns=columns, dtype=float)
+    columns = pd.MultiIndex.from_product([metrics, (reference, SOURCES[1])], names=["metric", "source"])
+    out = pd.DataFrame(np.nan, index=index, columns=columns, dtype=float)
     for metric in metrics:
-        out[(metric, "this run")] = ours[metric].reindex(taus).astype(float)
+        out[(metric, SOURCES[1])] = ours[metric].reindex(index).astype(float)
         if metric in paper.columns:
-            out[(metric, "paper")] = paper[metric].reindex(taus).astype(float)
+            out[(metric, reference)] = paper[metric].reindex(index).astype(float)
     out.attrs["scale"] = scale
     return out
 
@@ -56,8 +64,8 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame | None, scale: str) -> 
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """A reader never sees half a table: the run store's atomic write (temp file + os.replace)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """A reader never sees half a table (temp file + os.replace)."""
+    atomic_write_text(path, text)
 
 
 def _cell(value: object, missing: str) -> str:

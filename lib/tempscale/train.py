@@ -1,4 +1,7 @@
-"""One trainer for every run: the paper's recipes, τ only in the training loss, resumable, divergence-aware.
+"""One training loop for every run: the paper's recipes, τ only in the training loss, resumable, divergence-aware.
+
+`fit` knows nothing of where a run is stored: the caller (the run store, `tempscale.runs`) passes a `CheckpointIO`
+that saves and reloads the per-epoch state, and writes what `fit` returns.
 
 Determinism: every epoch draws its shuffling, augmentation and any other randomness from a generator seeded by
 (run seed, epoch), so a run resumed from its epoch-k checkpoint reproduces the uninterrupted run exactly.
@@ -8,78 +11,69 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Iterator, Protocol
 
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
-from .data import DataBundle, TensorImageDataset, load_dataset
-from .errors import CorruptCheckpointError
-from .losses import temperature_ce
-from .models import build_model, weights_for_init
+from .data import NUM_CLASSES, STATS, DataBundle, TensorImageDataset, load_dataset
+from .inference import eval_mode, pick_device
+from .methods.base import METHODS
 from .provenance import collect_provenance
+from .spec import RunSpec
 
-# --- methods: how a spec becomes a model and a loss -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Method:
-    build: Callable[["RunSpec", int, tuple, tuple], nn.Module]   # (spec, num_classes, mean, std) -> model
-    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, "RunSpec"], torch.Tensor]
-    description: str
+Batch = tuple[torch.Tensor, torch.Tensor]
+Optimizer = torch.optim.Optimizer
+Scheduler = torch.optim.lr_scheduler.LRScheduler
 
 
-METHODS: dict[str, Method] = {}
+# --- models and optimisers ----------------------------------------------------------------------------------------
 
-
-def register_method(name: str, build, loss, description: str) -> None:
-    METHODS[name] = Method(build, loss, description)
-
-
-def build_classifier(spec, num_classes: int, mean, std) -> nn.Module:
-    return build_model(spec.arch, num_classes, mean, std, weights=weights_for_init(spec.init),
-                       vit_img_size=spec.method_args.get("vit_img_size"))
-
-
-def standard_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec) -> torch.Tensor:
-    """Eq. 3: CE(z / τ, y)."""
-    return temperature_ce(model(x), y, spec.tau)
-
-
-register_method("standard", build_classifier, standard_loss, "temperature-scaled cross-entropy (Eq. 3)")
-
-
-def _bundle_stats(spec) -> tuple[int, tuple, tuple]:
-    from .data import NUM_CLASSES, STATS
-
+def dataset_stats(spec: RunSpec) -> tuple[int, tuple, tuple]:
+    """(number of classes, mean, std) of the spec's dataset, without loading it when the numbers are known."""
     if spec.dataset in STATS:
         return NUM_CLASSES[spec.dataset], *STATS[spec.dataset]
     bundle = load_dataset(spec.dataset, spec.image_size)  # digits (cheap) or image folders: statistics from data
     return bundle.num_classes, bundle.mean, bundle.std
 
 
-def build_for_spec(spec, load_weights: bool = True, bundle: DataBundle | None = None) -> nn.Module:
-    """A fresh model for `spec` (pretrained encoder weights included when the spec's init says so)."""
+def build_for_spec(spec: RunSpec, bundle: DataBundle | None = None) -> nn.Module:
+    """A fresh model for `spec` from its method (pretrained encoder weights included when the spec's init says so)."""
     if bundle is not None:
         num_classes, mean, std = bundle.num_classes, bundle.mean, bundle.std
     else:
-        num_classes, mean, std = _bundle_stats(spec)
+        num_classes, mean, std = dataset_stats(spec)
     return METHODS[spec.method].build(spec, num_classes, mean, std)
 
 
-# --- devices -----------------------------------------------------------------------------------------------------
+def make_optimizer(spec: RunSpec, model: nn.Module) -> tuple[Optimizer, Scheduler]:
+    """The spec's optimiser over every parameter and its learning-rate schedule (stepped once per epoch)."""
+    if spec.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.epochs)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
 
-def pick_device(device: str | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
+# --- devices ------------------------------------------------------------------------------------------------------
 
-def uses_channels_last(spec) -> bool:
-    # ≈ 20% faster for convnets on this CPU and on tensor-core GPUs; transformers gain nothing.
+def uses_channels_last(spec: RunSpec) -> bool:
+    # ≈ 20% faster for convnets on CPUs and on tensor-core GPUs; transformers gain nothing.
     return not spec.arch.startswith("vit")
 
 
-# --- data feeding ------------------------------------------------------------------------------------------------
+def _autocast(device: torch.device):
+    # bf16 autocast on CUDA (no loss scaling needed); full precision on the CPU.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+# --- data feeding -------------------------------------------------------------------------------------------------
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
@@ -93,7 +87,7 @@ def training_subset(dataset: Dataset, n_train: int | None) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:n_train].sort().values
 
 
-def iterate_batches(dataset: Dataset, indices: torch.Tensor, batch_size: int, num_workers: int = 0):
+def iterate_batches(dataset: Dataset, indices: torch.Tensor, batch_size: int, num_workers: int = 0) -> Iterator[Batch]:
     """Yield (x, y) over `indices` in order; in-memory sets are indexed directly (no per-item collation)."""
     if isinstance(dataset, TensorImageDataset):
         for start in range(0, len(indices), batch_size):
@@ -121,61 +115,59 @@ def augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Ten
     return out
 
 
-# --- evaluation --------------------------------------------------------------------------------------------------
+# --- evaluation ---------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def count_errors(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512,
                  channels_last: bool = False) -> tuple[int, int]:
     """(misclassified, total) on a dataset at τ = 1 (argmax is τ-invariant anyway)."""
-    was_training = model.training
-    model.eval()
     errors = total = 0
-    for x, y in iterate_batches(dataset, torch.arange(len(dataset)), batch_size):
-        x = x.to(device, memory_format=torch.channels_last) if channels_last else x.to(device)
-        with _autocast(device):
-            pred = model(x).argmax(1).cpu()
-        errors += int((pred != y).sum())
-        total += len(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in iterate_batches(dataset, torch.arange(len(dataset)), batch_size):
+            x = x.to(device, memory_format=torch.channels_last) if channels_last else x.to(device)
+            with _autocast(device):
+                pred = model(x).argmax(1).cpu()
+            errors += int((pred != y).sum())
+            total += len(y)
     return errors, total
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA (no loss scaling needed); full precision on the CPU.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+# --- the training loop --------------------------------------------------------------------------------------------
+
+class CheckpointIO(Protocol):
+    """Where `fit` keeps its per-epoch state. The state is a dict: model, optimizer, scheduler (state dicts),
+    history (list of per-epoch rows), epoch (epochs done), elapsed_s (training seconds so far)."""
+
+    def load(self, device: torch.device) -> dict[str, Any] | None:
+        """The last saved state, or None when there is none (raise if it exists but cannot be trusted)."""
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Keep `state` (called after every finished epoch)."""
 
 
-# --- the training loop -------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    model: nn.Module                # final weights: the last epoch's, or the last finite ones after divergence
+    history: list[dict[str, Any]]   # one row per finished epoch
+    summary: dict[str, Any]         # clean accuracy, divergence, provenance: the run's result.json
 
-def make_optimizer(spec, model: nn.Module):
-    if spec.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    if spec.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.epochs)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    return opt, sched
+
+class StopTraining(Exception):
+    """Raised by `fit(stop_after=k)` after epoch k (tests simulate an interruption with it)."""
 
 
 def _all_finite(model: nn.Module) -> bool:
     return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
-class StopTraining(Exception):
-    """Raised by a `stop_after` hook (tests simulate an interruption with it)."""
+def fit(spec: RunSpec, bundle: DataBundle, device: str | torch.device | None = None,
+        checkpoint: CheckpointIO | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train `spec` on `bundle` to completion, resuming from `checkpoint` when it holds a state.
 
-
-def train_run(run, data_dir=None, device: str | None = None, progress: bool = True, download: bool = False,
-              stop_after: int | None = None) -> dict:
-    """Train (or resume) `run` to completion and write its result. `stop_after=k` interrupts after epoch k."""
-    from tqdm import tqdm
-
-    from .runs import atomic_write_json, load_verified, save_verified
-
-    spec, dev = run.spec, pick_device(device)
-    bundle = load_dataset(spec.dataset, spec.image_size, data_dir, download=download)
+    A non-finite loss or weights stop training at that epoch (recorded, not raised) and the last finite weights
+    are returned. `stop_after=k` raises StopTraining after epoch k.
+    """
+    dev = pick_device(device)
     torch.manual_seed(spec.seed)  # initial weights depend on the run's seed only
     model = build_for_spec(spec, bundle=bundle).to(dev)
     channels_last = uses_channels_last(spec)
@@ -183,10 +175,8 @@ def train_run(run, data_dir=None, device: str | None = None, progress: bool = Tr
         model = model.to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(spec, model)
     history, start_epoch, elapsed_before = [], 0, 0.0
-    run.dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.spec_path, spec.to_dict())
-    if run.checkpoint_path.exists():
-        state = load_verified(run.checkpoint_path, map_location=dev)
+    state = checkpoint.load(dev) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -201,7 +191,7 @@ def train_run(run, data_dir=None, device: str | None = None, progress: bool = Tr
         torch.manual_seed(epoch_seed(spec.seed, epoch))  # any layer randomness (dropout, drop-path) per epoch too
         order = indices[torch.randperm(len(indices), generator=gen)]
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, seen = 0.0, 0
         for x, y in iterate_batches(bundle.train, order, spec.batch_size):
             x = augment(x, spec.augment, gen)
             x = x.to(dev, memory_format=torch.channels_last) if channels_last else x.to(dev)
@@ -225,32 +215,30 @@ def train_run(run, data_dir=None, device: str | None = None, progress: bool = Tr
                         "test_total": total, "test_acc": 1 - errors / total, "lr": opt.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - t_epoch})
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", acc=f"{history[-1]['test_acc']:.3f}")
-        elapsed = elapsed_before + time.perf_counter() - t0
-        save_verified({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                       "history": history, "epoch": epoch + 1, "elapsed_s": elapsed}, run.checkpoint_path)
-        atomic_write_json(run.history_path, history)
+        if checkpoint is not None:
+            elapsed = elapsed_before + time.perf_counter() - t0
+            checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "history": history, "epoch": epoch + 1,
+                             "elapsed_s": elapsed})
         if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < spec.epochs:
             raise StopTraining(f"stopped after epoch {epoch + 1} as asked")
     if diverged:  # keep the last finite weights (those of the last checkpoint), never NaN ones
         model = build_for_spec(spec, bundle=bundle).to(dev)
-        if run.checkpoint_path.exists():
-            model.load_state_dict(load_verified(run.checkpoint_path, map_location=dev)["model"])
+        last = checkpoint.load(dev) if checkpoint is not None else None
+        if last is not None:
+            model.load_state_dict(last["model"])
     elapsed = elapsed_before + time.perf_counter() - t0
     errors, total = count_errors(model, bundle.test, dev)
-    save_verified({k: v.detach().cpu() for k, v in model.state_dict().items()}, run.model_path)
-    atomic_write_json(run.history_path, history)
-    result = {
+    summary = {
         "clean_acc": 1 - errors / total, "test_examples": total, "epochs_done": len(history),
         "diverged": diverged, "diverged_epoch": None if diverged_epoch is None else diverged_epoch + 1,
         "final_train_loss": history[-1]["train_loss"] if history else math.nan,
         "train_examples": len(indices), "data_source": bundle.source, "init": spec.init,
         "provenance": collect_provenance(dev, elapsed),
     }
-    atomic_write_json(run.result_path, result)
-    return result
+    return TrainResult(model, history, summary)
 
 
-__all__ = ["METHODS", "register_method", "build_for_spec", "train_run", "count_errors", "augment", "StopTraining",
-           "CorruptCheckpointError"]
-
-from . import methods  # noqa: E402,F401  (registers madry, ldd, ldd_pseudo: specs using them validate, runs reload)
+__all__ = ["fit", "TrainResult", "CheckpointIO", "StopTraining", "build_for_spec", "dataset_stats",
+           "make_optimizer", "pick_device", "count_errors", "augment", "iterate_batches", "training_subset",
+           "epoch_seed", "uses_channels_last"]

@@ -9,19 +9,14 @@ from pathlib import Path
 
 import torch
 
-from .data import first_n, load_dataset
-from .profiles import Profile, get_profile
-from .runs import Run, get_or_train
+from ..data import first_n, load_dataset
+from ..profiles import Profile
+from ..runs import Run, get_or_train
 
 
 def notebook_profile(default: str = "quick") -> str:
     """The profile a notebook runs under when nothing injects one: $TEMPSCALE_PROFILE (nbval sets smoke)."""
     return os.environ.get("TEMPSCALE_PROFILE", default)
-
-
-def profile_from(name: str, **overrides) -> Profile:
-    """get_profile, ignoring overrides left at None (a notebook's parameters cell leaves unset ones at None)."""
-    return get_profile(name, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def train_grid(profile: Profile, taus=None, seed: int | None = None, progress: bool = True,
