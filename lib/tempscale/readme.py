@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-import scrapbook as sb
 
 from .errors import DataNotFoundError
 from .io import atomic_write_bytes
@@ -38,7 +37,9 @@ def read_scraps(executed: Path) -> dict[str, pd.DataFrame]:
         path = executed / f"{notebook}.ipynb"
         if not path.exists():
             raise DataNotFoundError(f"{path} is missing; run ./run_all.sh (it executes the notebooks) first")
-        found = sb.read_notebook(str(path)).scraps
+        import scrapbook  # imported here: it pulls in papermill and nbformat, seconds the other commands never need
+
+        found = scrapbook.read_notebook(str(path)).scraps
         if name not in found:
             raise DataNotFoundError(f"{path} recorded no scrap {name!r}; re-run that notebook")
         scraps[name] = found[name].data
