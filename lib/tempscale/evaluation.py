@@ -48,6 +48,7 @@ def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | 
         raise InvalidSpecError(f"n_eval must be an integer ≥ 1 (or None for the profile's), got {n_eval!r}")
     if severity is not None and severity not in range(1, 6):
         raise InvalidSpecError(f"severity must be 1..5, got {severity!r}")
+    data_dir = data_dir if data_dir is not None else getattr(run, "data_dir", None)   # the data it was trained on
     dev = pick_device(device)
     model = run.load_model(dev)
     cache = run.eval_dir

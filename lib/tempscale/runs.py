@@ -98,10 +98,16 @@ class Run:
     lock_owner_path = property(lambda self: self.root / f".{self.dir.name}.lock.owner")
 
     def damage(self) -> str | None:
-        """Why the finished run cannot be served (None when model.pt and result.json both verify)."""
+        """Why the finished run cannot be served (None when spec.json, model.pt and result.json all verify)."""
+        try:
+            if read_json_verified(self.spec_path) != self.spec.to_dict():
+                return f"{self.spec_path} holds another spec"
+        except CorruptCheckpointError as err:
+            return str(err)
         if not is_verified(self.model_path):
             return "model.pt is missing or does not match its checksum"
         try:
+            read_json_verified(self.history_path)
             read_json_verified(self.result_path)
         except CorruptCheckpointError as err:
             return str(err)
