@@ -33,6 +33,13 @@ WRAPPED_KEY = "_value"   # a non-dict JSON value is stored as {"_value": value, 
 
 
 def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (setting it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -223,18 +223,11 @@ class RunCheckpoint:
         write_json_verified(self.run.history_path, state["history"])
 
 
-def _has_checkpoint(run: Run) -> bool:
-    return run.checkpoint_path.exists() or run.previous_checkpoint_path.exists()
-
-
 def _remove_unstarted(run: Run) -> None:
     """A run that failed before its first finished epoch leaves no folder behind."""
-    if run.dir.is_dir() and not _has_checkpoint(run):
+    if run.dir.is_dir() and {p.name for p in run.dir.iterdir()} <= {run.spec_path.name}:
         run.spec_path.unlink(missing_ok=True)
-        try:
-            run.dir.rmdir()
-        except OSError:
-            pass  # something else lives there (evaluations of an earlier model): keep it
+        run.dir.rmdir()
 
 
 def train_run(run: Run, data_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
