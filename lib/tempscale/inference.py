@@ -12,13 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import InvalidSpecError
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def check_device(device: str | torch.device | None) -> torch.device | None:
     """The device named by `device` if this machine has it (None stays None), else a one-line InvalidSpecError."""
-    from .errors import InvalidSpecError
-
     if device is None or device == "":
         return None
     try:
