@@ -40,24 +40,47 @@ run_tests() {
         --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider "$@"
 }
 
+die() { echo "run_all.sh: $*" >&2; exit 2; }
+
+known_profiles() {
+    # The registered names, read from the library so this list cannot drift from it.
+    sed -n 's/^    name="\([A-Za-z0-9_-]*\)",$/\1/p' lib/tempscale/profiles.py | tr '\n' ' '
+}
+
 run_notebooks() {
     local profile=quick only="" keep_going=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
-            --profile) profile="$2"; shift 2 ;;
-            --only) only="$2"; shift 2 ;;
+            --profile|--only)
+                [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see ./run_all.sh --help)"
+                if [[ $1 == --profile ]]; then profile="$2"; else only="$2"; fi
+                shift 2 ;;
             --keep-going) keep_going=1; shift ;;
             -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-            *) echo "unknown option: $1 (see ./run_all.sh --help)" >&2; exit 2 ;;
+            *) die "unknown option: $1 (see ./run_all.sh --help)" ;;
         esac
     done
+    # Every argument is checked before anything runs (a profile name also becomes a folder under executed/).
+    local profiles
+    profiles=$(known_profiles)
+    [[ " $profiles " == *" $profile "* ]] || die "unknown profile '$profile'; choose one of: ${profiles% }"
+    local notebooks=(notebooks/[0-9][0-9]_*.ipynb) prefixes=" " nb
+    [[ -e "${notebooks[0]}" ]] || die "no notebooks under notebooks/"
+    for nb in "${notebooks[@]}"; do prefixes+="$(basename "$nb" | cut -c1-2) "; done
+    if [[ -n $only ]]; then
+        [[ $only =~ ^[0-9]{2}(,[0-9]{2})*$ ]] || die "--only takes comma-separated notebook numbers such as 00,03; got '$only'"
+        local wanted
+        for wanted in ${only//,/ }; do
+            [[ $prefixes == *" $wanted "* ]] || die "--only: no notebook numbered '$wanted'; choose from:${prefixes% }"
+        done
+    fi
     ensure_env
-    local out="executed/$profile" failed=() summary=() nb name t0 status
+    local out="executed/$profile" failed=() summary=() not_run=() name t0 status stop=""
     mkdir -p "$out"
-    for nb in notebooks/[0-9][0-9]_*.ipynb; do
-        [[ -e "$nb" ]] || { echo "no notebooks yet"; break; }
+    for nb in "${notebooks[@]}"; do
         name=$(basename "$nb" .ipynb)
         if [[ -n "$only" && ",$only," != *",${name:0:2},"* ]]; then continue; fi
+        if [[ -n $stop ]]; then not_run+=("$name"); continue; fi
         echo "==> $name (profile $profile)"
         t0=$SECONDS
         if .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" \
@@ -67,14 +90,18 @@ run_notebooks() {
             status=FAILED; failed+=("$name")
         fi
         summary+=("$(printf '%-34s %-7s %5d s' "$name" "$status" $((SECONDS - t0)))")
-        if [[ $status == FAILED && $keep_going == 0 ]]; then break; fi
+        if [[ $status == FAILED && $keep_going == 0 ]]; then stop=$name; fi
     done
     echo; echo "==> summary (profile $profile; executed copies in $out/)"
     printf '  %s\n' "${summary[@]}"
+    for name in "${not_run[@]}"; do
+        printf '  %-34s %-7s (after %s failed; rerun with --keep-going to run it)\n' "$name" "NOT RUN" "$stop"
+    done
     if [[ ${#failed[@]} -gt 0 ]]; then
         for name in "${failed[@]}"; do
             echo "FAILED: $name — see $out/$name.ipynb (the failing cell holds the traceback)" >&2
         done
+        [[ ${#not_run[@]} -eq 0 ]] || echo "NOT RUN: ${not_run[*]}" >&2
         exit 1
     fi
     if [[ $profile == quick && -z $only ]]; then

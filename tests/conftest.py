@@ -38,3 +38,23 @@ def digits_standard():
             opt.step()
     model.eval()
     return model, x[idx_te], y[idx_te]
+
+
+# --- fault-injection counts (tests/test_faults.py): "tried / handled" per family, for the summary ------------------
+
+FAULT_FAMILIES = {"bad inputs": "::test_bad_input_", "faults": "::test_fault_"}
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = {family: [0, 0] for family in FAULT_FAMILIES}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "error":
+                continue
+            for family, marker in FAULT_FAMILIES.items():
+                if "test_faults.py" in report.nodeid and marker in report.nodeid:
+                    counts[family][0] += 1
+                    counts[family][1] += outcome == "passed"
+    if any(tried for tried, _ in counts.values()):
+        terminalreporter.write_line("fault injection: " + "; ".join(
+            f"{family} tried {tried} / handled {handled}" for family, (tried, handled) in counts.items()))

@@ -1,8 +1,9 @@
 """Command line: ``python -m tempscale train|eval|audit|runs|profiles|readme``.
 
-Batch work outside notebooks, on the same run store. User errors (unknown dataset or architecture, τ ≤ 0, epochs < 1,
-a missing data folder, a corrupt checkpoint) exit with status 2 and one line on stderr, no traceback. With ``--json``
-the last line of stdout is one JSON object.
+Batch work outside notebooks, on the same run store. Every argument is checked before any work starts. User errors
+(unknown dataset, architecture, attack or device, a number out of its range, a missing or malformed data file, a
+run store that cannot be written) exit with status 2 and one line on stderr, no traceback; the line gives the valid
+range or values. With ``--json`` the last line of stdout is one JSON object.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from pathlib import Path
 
 from . import readme
 from .audit import audit_run
-from .errors import TempscaleError
+from .errors import InvalidSpecError, RunStoreError, TempscaleError
 from .evaluation import evaluate_run
-from .paths import project_root
+from .inference import check_device
+from .paths import project_root, runs_dir
 from .profiles import ASSUMPTIONS, PROFILES, describe, get_profile
-from .runs import Run, get_or_train, list_runs
+from .runs import Run, check_runs_dir, get_or_train, list_runs
 from .vocab import Metric, parse_all
 
 
@@ -70,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_N_EVAL = 1 << 31
+
+
+def check_count(value: int | None, what: str, low: int = 1, high: int = MAX_N_EVAL) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidSpecError(f"{what} must be an integer in {low}..{high}, got {value}")
+
+
+def check_common(args) -> None:
+    """What every training command needs, checked before any work: device and run store."""
+    check_device(args.device)
+    check_runs_dir(Path(args.runs_dir) if args.runs_dir else runs_dir())
+
+
 def spec_from_args(args):
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in {
@@ -90,6 +106,7 @@ def stored_run(args, spec) -> Run:
 
 def cmd_train(args) -> dict:
     _, spec = spec_from_args(args)
+    check_common(args)
     run = stored_run(args, spec)
     r = run.result
     return {"run_dir": str(run.dir), "clean_acc": r["clean_acc"], "epochs_done": r["epochs_done"],
@@ -99,7 +116,12 @@ def cmd_train(args) -> dict:
 
 def cmd_eval(args) -> dict:
     names = parse_all(Metric, [a.strip() for a in args.attacks.split(",") if a.strip()], "attack")
+    if not names:
+        raise InvalidSpecError(f"--attacks names no attack; choose from {', '.join(Metric)}")
+    check_count(args.n_eval, "--n-eval")
+    check_count(args.severity, "--severity", 1, 5)
     profile, spec = spec_from_args(args)
+    check_common(args)
     run = stored_run(args, spec)
     n_eval = args.n_eval if args.n_eval is not None else profile.n_eval
     results = evaluate_run(run, names, profile=profile, n_eval=n_eval, severity=args.severity,
@@ -111,7 +133,9 @@ def cmd_eval(args) -> dict:
 
 
 def cmd_audit(args) -> dict:
+    check_count(args.n_eval, "--n-eval")
     profile, spec = spec_from_args(args)
+    check_common(args)
     run = stored_run(args, spec)
     # None lets the audit's own budget choose n (its quick budget trims the eval set to keep the CPU time sane).
     report = audit_run(run, profile=profile, n_eval=args.n_eval, data_dir=args.data_dir, device=args.device)
@@ -119,7 +143,10 @@ def cmd_audit(args) -> dict:
 
 
 def cmd_runs(args) -> list:
-    rows = list_runs(args.runs_dir)
+    root = Path(args.runs_dir) if args.runs_dir else runs_dir()
+    if root.exists() and not root.is_dir():
+        raise RunStoreError(f"run store {root} is not a folder; pass --runs-dir with the run store's folder")
+    rows = list_runs(root)
     if not args.json:
         for row in rows:
             acc = f"{row['clean_acc']:.4f}" if row.get("clean_acc") is not None else "-"
@@ -152,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             out = COMMANDS[args.command](args)
     except TempscaleError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder the user named (or the run store) that the OS refuses: their call
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or type(err).__name__}{where}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished epochs and evaluation batches are kept; rerun the same command to resume",

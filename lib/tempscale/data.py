@@ -15,6 +15,8 @@ budgets such as ε = 8/255 are in pixel units, as in the paper.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +94,7 @@ class DataBundle:
 def load_dataset(name: str, image_size: int | None = None, data_dir: str | Path | None = None,
                  download: bool = False) -> DataBundle:
     """Load a dataset by name; see the module docstring for the names and layouts."""
+    check_image_size(image_size)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if name == "digits":
         return load_digits(image_size or NATIVE_SIZE["digits"])
@@ -106,6 +109,19 @@ def load_dataset(name: str, image_size: int | None = None, data_dir: str | Path 
 
 def check_dataset_name(name: str) -> None:
     dataset_name(name)
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024   # below 8 the networks' downsampling leaves nothing; above, memory runs out
+
+
+def check_image_size(image_size: int | None) -> None:
+    """None (the dataset's native size) or an integer in MIN_IMAGE_SIZE..MAX_IMAGE_SIZE."""
+    if image_size is None:
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) \
+            or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise InvalidSpecError(f"image size must be an integer in {MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels "
+                               f"(or unset for the native size), got {image_size!r}")
 
 
 def load_digits(image_size: int = 32) -> DataBundle:
@@ -152,7 +168,30 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 def _read_cifar_pickle(path: Path) -> dict:
     with open(path, "rb") as f:
         raw = _ArrayOnlyUnpickler(f, encoding="latin1").load()
+    if not isinstance(raw, dict):
+        raise ValueError(f"holds a {type(raw).__name__}, not a dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+# What a damaged or foreign data file raises while being read: all of it means "malformed", never a bug here.
+MALFORMED = (pickle.UnpicklingError, KeyError, ValueError, TypeError, EOFError, IndexError, AttributeError,
+             OSError, UnicodeDecodeError, OverflowError)
+
+
+def _cifar_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, list[int]]:
+    """(images N×3×32×32 uint8, labels) of one CIFAR batch file, checked: as many labels as images, each an
+    integer class index."""
+    batch = _read_cifar_pickle(path)
+    data = np.asarray(batch["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"'data' is {data.dtype} of shape {data.shape}, expected uint8 of shape (N, 3072)")
+    labels = list(batch[label_key])
+    if len(labels) != len(data):
+        raise ValueError(f"{len(labels)} labels for {len(data)} images")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < num_classes
+               for v in labels):
+        raise ValueError(f"labels must be integers in 0..{num_classes - 1}")
+    return data.reshape(-1, 3, 32, 32), [int(v) for v in labels]
 
 
 def load_cifar(name: str, data_dir: Path, download: bool = False) -> DataBundle:
@@ -171,24 +210,38 @@ def load_cifar(name: str, data_dir: Path, download: bool = False) -> DataBundle:
             if not path.exists():
                 raise DataNotFoundError(f"{name}: {path.resolve()} is missing; {HOW_TO_GET[name]}")
             try:
-                batch = _read_cifar_pickle(path)
-                images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                labels.extend(batch[label_key])
-            except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
-                raise DataNotFoundError(f"{name}: {path.resolve()} is malformed ({err}); {HOW_TO_GET[name]}") from None
+                data, batch_labels = _cifar_batch(path, label_key, NUM_CLASSES[name])
+            except MALFORMED as err:
+                raise DataNotFoundError(f"{name}: {path.resolve()} is malformed ({_reason(err)}); "
+                                        f"{HOW_TO_GET[name]}") from None
+            images.append(data)
+            labels.extend(batch_labels)
         splits[split] = TensorImageDataset(torch.from_numpy(np.concatenate(images)), torch.tensor(labels))
     meta_path = root / meta_file
-    class_names = [str(c) for c in _read_cifar_pickle(meta_path)[names_key]] if meta_path.exists() else []
+    class_names = []
+    if meta_path.exists():
+        try:
+            class_names = [str(c) for c in _read_cifar_pickle(meta_path)[names_key]]
+        except MALFORMED as err:
+            raise DataNotFoundError(f"{name}: {meta_path.resolve()} is malformed ({_reason(err)}); "
+                                    f"{HOW_TO_GET[name]}") from None
     mean, std = STATS[name]
     return DataBundle(name, splits["train"], splits["test"], NUM_CLASSES[name], 32, mean, std,
                       source=f"{folder} at {root.resolve()}", class_names=class_names)
 
 
+def _reason(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".splitlines()[0][:200]
+
+
 def _read_image(path: Path) -> torch.Tensor:
     from PIL import Image
 
-    with Image.open(path) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+    try:
+        with Image.open(path) as im:
+            return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+    except MALFORMED as err:  # PIL raises OSError subclasses (UnidentifiedImageError) for damaged files
+        raise DataNotFoundError(f"image {path} cannot be read ({_reason(err)}); replace or delete it") from None
 
 
 class FileImageDataset(Dataset):
@@ -212,9 +265,13 @@ def load_tiny_imagenet(data_dir: Path) -> DataBundle:
     root = data_dir / "tiny-imagenet-200"
     hint = HOW_TO_GET["tinyimagenet"]
     wnids_file, annotations = root / "wnids.txt", root / "val" / "val_annotations.txt"
-    for required in (wnids_file, root / "train", annotations):
+    for required, is_right_kind in ((wnids_file, Path.is_file), (root / "train", Path.is_dir),
+                                    (annotations, Path.is_file)):
         if not required.exists():
             raise DataNotFoundError(f"Tiny-ImageNet: {required.resolve()} is missing; {hint}")
+        if not is_right_kind(required):
+            raise DataNotFoundError(f"Tiny-ImageNet: {required.resolve()} should be a "
+                                    f"{'folder' if is_right_kind is Path.is_dir else 'file'}; {hint}")
     wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
     index = {w: i for i, w in enumerate(wnids)}
     train_files, train_labels = [], []
@@ -256,7 +313,14 @@ def load_image_folder(path: Path) -> DataBundle:
             labels += [label] * len(found)
         return files, labels
 
+    missing = [cls for cls in classes if not (test_dir / cls).is_dir()]
+    if missing:
+        raise DataNotFoundError(f"{test_dir.resolve()} lacks the class folder(s) {', '.join(missing[:5])} that "
+                                f"train/ has; every class needs a folder in both; {hint}")
     train, test = scan(path / "train"), scan(test_dir)
+    for split_dir, (files, _) in ((path / "train", train), (test_dir, test)):
+        if not files:
+            raise DataNotFoundError(f"no images under {split_dir.resolve()}; {hint}")
     size = _read_image(train[0][0]).shape[-1]
     mean, std = STATS["imagefolder"]
     return DataBundle(f"imagefolder:{path}", FileImageDataset(*train, size=size), FileImageDataset(*test, size=size),
@@ -276,6 +340,66 @@ def _resize_bundle(bundle: DataBundle, image_size: int | None) -> DataBundle:
             ds.size = image_size
     bundle.image_size = image_size
     return bundle
+
+
+# --- data fingerprints: what a run was trained on, part of its identity ----------------------------------------------
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}   # (path, size, mtime_ns) → sha256: each file is hashed once
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                hasher.update(chunk)
+        _FILE_DIGESTS[key] = hasher.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def _tree_digest(root: Path, what: str) -> str:
+    """sha256 over every file under `root` (relative path, size, content digest), hidden files skipped."""
+    if not root.is_dir():
+        raise DataNotFoundError(f"{what}: {root.resolve()} is missing; {HOW_TO_GET.get(what, 'check the data dir')}")
+    hasher = hashlib.sha256()
+    for file in sorted(f for f in root.rglob("*") if f.is_file() and not any(
+            part.startswith(".") for part in f.relative_to(root).parts)):
+        hasher.update(f"{file.relative_to(root).as_posix()}|{file.stat().st_size}|{_file_digest(file)}\n".encode())
+    return hasher.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_digest() -> str:
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    digits = sk_load_digits()
+    hasher = hashlib.sha256()
+    for array in (np.ascontiguousarray(digits.images), np.ascontiguousarray(digits.target)):
+        hasher.update(f"{array.shape}|{array.dtype}|".encode() + array.tobytes())
+    return hasher.hexdigest()
+
+
+def dataset_fingerprint(name: str, data_dir: str | Path | None = None) -> str:
+    """A short hash of the files (or arrays) `name` is loaded from under `data_dir`: the same spec trained on other
+    data is another run. File digests are cached per (path, size, mtime), so asking again costs a directory scan."""
+    name = dataset_name(name)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name == "digits":
+        digest = _digits_digest()
+    elif name in CIFAR_FILES:
+        digest = _tree_digest(data_dir / CIFAR_FILES[name][0], name)
+    elif name == "tinyimagenet":
+        root = data_dir / "tiny-imagenet-200"
+        hasher = hashlib.sha256()
+        for part in ("wnids.txt", "train", "val"):
+            target = root / part
+            hasher.update(_file_digest(target).encode() if target.is_file() else _tree_digest(target, name).encode())
+        digest = hasher.hexdigest()
+    else:
+        digest = _tree_digest(Path(name.split(":", 1)[1]), "imagefolder")
+    return digest[:16]
 
 
 CORRUPTED_DIRS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}

@@ -22,3 +22,7 @@ class CorruptCheckpointError(TempscaleError):
 
 class RunLockedError(TempscaleError):
     """Another process holds the lock of the run being trained."""
+
+
+class RunStoreError(TempscaleError):
+    """The run store's folder cannot be created or written."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .data import first_n, has_official_corrupted, load_corrupted
 from .experiments import eval_set
+from .errors import InvalidSpecError
 from .inference import pick_device
 from .profiles import Profile
 from .robustness import evaluate_suite
@@ -43,6 +44,11 @@ def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | 
     `budgets` (attack name → spec fields) on top. `part` evaluates one network of a pair ("teacher" or "student" of
     an LDD pair; a plain model is its own student), cached under ``run.eval_dir / part``.
     """
+    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, int) or n_eval < 1):
+        raise InvalidSpecError(f"n_eval must be an integer ≥ 1 (or None for the profile's), got {n_eval!r}")
+    if severity is not None and severity not in range(1, 6):
+        raise InvalidSpecError(f"severity must be 1..5, got {severity!r}")
+    data_dir = data_dir if data_dir is not None else getattr(run, "data_dir", None)   # the data it was trained on
     dev = pick_device(device)
     model = run.load_model(dev)
     cache = run.eval_dir

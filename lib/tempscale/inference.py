@@ -12,12 +12,37 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import InvalidSpecError
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """The device named by `device` if this machine has it (None stays None), else a one-line InvalidSpecError."""
+    if device is None or device == "":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidSpecError(f"unknown device {device!r}; use cpu, cuda or cuda:<index>") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidSpecError(f"device {device!r} asked for, but this machine has no usable CUDA GPU; "
+                                   "use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise InvalidSpecError(f"device {device!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
+        return dev
+    if dev.type == "mps" and torch.backends.mps.is_available():
+        return dev
+    raise InvalidSpecError(f"device {device!r} is not available here; use cpu or cuda")
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The device asked for, else CUDA when available, else the CPU."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """The device asked for (checked: it must exist here), else CUDA when available, else the CPU."""
+    return check_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def model_device(model: nn.Module) -> torch.device:

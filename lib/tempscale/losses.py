@@ -12,10 +12,18 @@ import torch.nn.functional as F
 from .errors import InvalidSpecError
 
 
+# z / τ must stay finite in float32 and bf16: beyond these bounds logits overflow or every gradient vanishes.
+TAU_MIN, TAU_MAX = 1e-6, 1e6
+
+
 def check_tau(tau: float) -> float:
     """τ must be a finite positive number: τ → 0 is argmax, τ ≤ 0 flips or breaks the softmax."""
-    if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
-        raise InvalidSpecError(f"temperature τ must be a finite number > 0, got {tau!r}")
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        raise InvalidSpecError(f"temperature τ must be a finite number > 0 (in {TAU_MIN:g}..{TAU_MAX:g}), "
+                               f"got {tau!r}")
+    if not TAU_MIN <= tau <= TAU_MAX:
+        raise InvalidSpecError(f"temperature τ must be in {TAU_MIN:g}..{TAU_MAX:g} (float32 logits overflow or "
+                               f"underflow outside), got {tau!r}")
     return float(tau)
 
 

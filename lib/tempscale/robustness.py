@@ -10,8 +10,10 @@ so an interrupted evaluation resumes at the first missing batch and a finished o
 `<context>` hashes everything else the numbers depend on: the eval set (shape + bytes of x and y), the model's
 weights, the batch size (random starts are drawn per batch) and the attack backend. So a different eval set,
 a retrained model or a switch to the official AutoAttack never reuses another result. A cache file that cannot
-be read back, or whose bytes no longer match its ``.sha256`` sidecar, is deleted and recomputed with a
-`CacheWarning`: it is a cache, and is never used unchecked.
+be read back, or whose bytes no longer match its checksum (a ``.sha256`` sidecar for tensor files, an embedded digest
+for result.json / meta.json), is deleted and recomputed with a `CacheWarning`: it is a cache, and is never used
+unchecked. The batch files are deleted only after result.json is written, so a crash between any two writes is
+finished from the batches already on disk without attacking again.
 
 `evaluate_corruptions` gives the "-C" accuracy (mean over corruptions at one severity); `evaluate_suite` runs a list
 of attacks plus the per-example worst case, which is what ``python -m tempscale eval --attacks … --json`` reports.
@@ -34,7 +36,7 @@ import torch.nn as nn
 from . import attacks, corruptions
 from .attacks import AttackSpec, attack_backend, attack_spec, worst_case
 from .errors import CorruptCheckpointError, InvalidSpecError
-from .io import atomic_write_json, load_verified, remove_verified, save_verified
+from .io import load_verified, read_json_verified, remove_verified, save_verified, write_json_verified
 
 CorruptionSource = Callable[[str, int], "tuple[torch.Tensor, torch.Tensor]"]
 BatchFn = Callable[[int, int], torch.Tensor]
@@ -135,7 +137,7 @@ def _load_final(folder: Path, n: int) -> tuple[dict, torch.Tensor] | None:
     if not summary_path.exists():
         return None
     try:
-        summary = json.loads(summary_path.read_text())
+        summary = read_json_verified(summary_path)
         correct = load_verified(correct_path)
         if summary["n"] != n or correct.dtype != torch.bool or tuple(correct.shape) != (n,) \
                 or int(correct.sum()) != summary["n_correct"]:
@@ -158,7 +160,7 @@ def _batched_correct(folder: Path | None, n: int, batch_size: int, compute: Batc
         final = _load_final(folder, n)
         if final is not None:
             return final[1], float(final[0]["elapsed_s"]), True
-        atomic_write_json(folder / "meta.json", meta)
+        write_json_verified(folder / "meta.json", meta)
     from tqdm import tqdm
 
     parts, elapsed = [], 0.0
@@ -186,7 +188,7 @@ def _finish(folder: Path, correct: torch.Tensor, elapsed: float, meta: dict, n_b
     save_verified(correct, folder / "correct.pt")
     summary = {**meta, "n": len(correct), "n_correct": int(correct.sum()),
                "accuracy": float(correct.float().mean()) if len(correct) else 0.0, "elapsed_s": elapsed}
-    atomic_write_json(folder / "result.json", summary)
+    write_json_verified(folder / "result.json", summary)
     for index in range(n_batches):
         remove_verified(folder / f"batch-{index:05d}.pt")
 

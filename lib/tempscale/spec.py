@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .data import check_dataset_name
+from .data import check_dataset_name, check_image_size
 from .errors import InvalidSpecError
 from .losses import check_tau
 from .methods.base import METHODS
@@ -54,14 +55,22 @@ class RunSpec:
         check_tau(self.tau)
         _require(self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         METHODS[self.method].check(self.method_args)
-        _require(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an integer ≥ 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}")
-        _require(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        _require(_int_in(self.epochs, 1, MAX_EPOCHS), f"epochs must be an integer in 1..{MAX_EPOCHS}, got {self.epochs!r}")
+        _require(_int_in(self.batch_size, 1, MAX_BATCH),
+                 f"batch_size must be an integer in 1..{MAX_BATCH}, got {self.batch_size!r}")
+        _require(_real_in(self.lr, 0, MAX_LR) and self.lr > 0,
+                 f"learning rate must be a finite number in (0, {MAX_LR:g}], got {self.lr!r}")
+        _require(_real_in(self.momentum, 0, 1) and self.momentum < 1,
+                 f"momentum must be a number in [0, 1), got {self.momentum!r}")
+        _require(_real_in(self.weight_decay, 0, 1), f"weight_decay must be a number in [0, 1], got {self.weight_decay!r}")
         _require(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _require(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         _require(self.augment in AUGMENTATIONS, f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        _require(self.n_train is None or self.n_train >= 1, f"n_train must be ≥ 1, got {self.n_train}")
-        _require(self.seed >= 0, f"seed must be ≥ 0, got {self.seed}")
+        check_image_size(self.image_size)
+        _require(self.n_train is None or _int_in(self.n_train, 1, MAX_EXAMPLES),
+                 f"n_train must be an integer in 1..{MAX_EXAMPLES} (or unset for all), got {self.n_train!r}")
+        _require(_int_in(self.seed, 0, MAX_SEED), f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
+        _require(isinstance(self.init, str), f"init must be a string, got {self.init!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +91,20 @@ class RunSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
         return cls(**d)
+
+
+MAX_EPOCHS, MAX_BATCH, MAX_EXAMPLES = 100_000, 1 << 16, 1 << 31
+MAX_SEED = 2 ** 32 - 1   # epoch seeds are seed · 1_000_003 + epoch and must fit torch's 64-bit seed
+MAX_LR = 1e6
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _real_in(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value <= high
 
 
 def _require(ok: bool, message: str) -> None:

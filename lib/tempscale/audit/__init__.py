@@ -116,7 +116,8 @@ def reference_for(run: Run) -> tuple[Run | None, str | None]:
     """The stored τ = 1 run with the audited run's other settings, or (None, reason)."""
     if float(run.spec.tau) == 1.0:
         return None, "the audited model is the τ = 1 reference itself"
-    reference = Run(run.spec.replace(tau=1.0), run.root)
+    reference = Run(run.spec.replace(tau=1.0), run.root, getattr(run, "data_dir", None),
+                    data_fingerprint=getattr(run, "data_fingerprint", None))
     if not reference.is_complete:
         return None, f"no stored τ = 1 run with the same settings ({reference.dir.name}); train it to enable transfer"
     return reference, None
