@@ -14,18 +14,22 @@ as a PNG of its default view, so batch runs and tests see a picture, not a dead 
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+import ipywidgets as W
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from .analysis import fig1_toy
 from .attacks import pgd
 from .inference import input_gradient
+from .plots.explorers import plot_attack_view, plot_gradient_view
 from .profiles import Profile
 from .runs import Run
 
@@ -44,8 +48,6 @@ def live_frontend() -> bool:
 
 def figure_png(fig: matplotlib.figure.Figure) -> bytes:
     """The figure as PNG bytes, closed afterwards so the inline backend does not display it a second time."""
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
@@ -71,8 +73,6 @@ class Explorer:
 
     def widget(self):
         """The live widget: the controls above an image redrawn whenever a control is released."""
-        import ipywidgets as W
-
         image = W.Image(value=self.static_png(), format="png")
 
         def redraw(_change=None) -> None:
@@ -85,8 +85,6 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs) -> dict:
         if live_frontend():
             return self.widget()._repr_mimebundle_(**kwargs)
-        import base64
-
         return {"image/png": base64.b64encode(self.static_png()).decode("ascii"),
                 "text/plain": f"<{type(self).__name__}: static view {self.values()}>"}
 
@@ -139,10 +137,6 @@ def default_toy_logits() -> tuple[np.ndarray, int]:
 
 def gradient_explorer(profile: Profile) -> Explorer:
     """Sliders for log10 τ and the five toy logits over Eqs. 4–9 and Fig. 1 (opens at `profile.explore.tau`)."""
-    import ipywidgets as W
-
-    from .plots.explorers import plot_gradient_view
-
     logits, true_class = default_toy_logits()
     common = dict(continuous_update=False, readout_format=".2f", layout=W.Layout(width="300px"))
     controls = {"log_tau": W.FloatSlider(value=float(np.log10(profile.explore.tau)), min=TAU_RANGE[0],
@@ -205,10 +199,6 @@ def attack_view(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tau: f
 def attack_explorer(runs: Mapping[float, Run], x: torch.Tensor, y: torch.Tensor, class_names: Sequence[str],
                     profile: Profile) -> Explorer:
     """A test image, a training τ and ε; opens at image `profile.explore.image`, the highest τ and 8/255."""
-    import ipywidgets as W
-
-    from .plots.explorers import plot_attack_view
-
     models: dict[float, torch.nn.Module] = {}   # loaded once per τ, on first use
 
     def model_for(tau: float) -> torch.nn.Module:
