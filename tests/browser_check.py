@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +42,27 @@ def browser_available() -> str | None:
     return None if find_chromium() else "no Chromium found (set TEMPSCALE_CHROMIUM)"
 
 
+def dismiss_news_prompt(page) -> None:
+    """JupyterLab asks once whether to fetch news; answer no so the toast does not cover the screenshots."""
+    try:
+        page.get_by_role("button", name="No", exact=True).click(timeout=3000)
+    except Exception:
+        pass   # no prompt shown
+
+
+def wait_until_redrawn(page, image, before: str, timeout_s: float = 60) -> None:
+    """Each key press is one slider change and one redraw: wait until the image differs and has settled."""
+    deadline = time.monotonic() + timeout_s
+    last = before
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(1500)
+        current = image.get_attribute("src")
+        if current != before and current == last:
+            return
+        last = current
+    raise TimeoutError("the explorer's image did not redraw after the slider moved")
+
+
 def check(out: Path, timeout_s: float) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -52,14 +74,22 @@ def check(out: Path, timeout_s: float) -> None:
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
-        page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')",
+        page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext",
                                timeout=timeout_s * 1000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               state="attached", timeout=timeout_s * 1000)
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        widget = page.wait_for_selector(WIDGET, timeout=timeout_s * 1000)
+        page.evaluate("""async () => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            await panel.sessionContext.ready;
+            await window.jupyterapp.commands.execute('notebook:run-all-cells');
+        }""")
+        try:
+            widget = page.wait_for_selector(WIDGET, timeout=timeout_s * 1000)
+        except Exception:
+            page.screenshot(path=str(out / "failure.png"))   # what the page showed when the widget never came
+            raise
         image = widget.query_selector("img")
         page.wait_for_function("img => img.naturalWidth > 0", arg=image, timeout=60_000)
+        dismiss_news_prompt(page)
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=str(out / "explorer_default.png"))
         before = image.get_attribute("src")
@@ -67,8 +97,7 @@ def check(out: Path, timeout_s: float) -> None:
         slider.focus()
         for _ in range(20):                      # log10 τ from 0 to 1 in steps of 0.05: τ = 1 → 10
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("([img, old]) => img.getAttribute('src') !== old", arg=[image, before],
-                               timeout=60_000)
+        wait_until_redrawn(page, image, before)
         widget.screenshot(path=str(out / "explorer_tau10.png"))
         page.screenshot(path=str(out / "lab_page.png"))
         browser.close()
