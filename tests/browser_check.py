@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def check(out: Path, timeout_s: float) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     env = {"TEMPSCALE_PROFILE": os.environ.get("TEMPSCALE_PROFILE", "smoke")}
-    with running_lab(env, extra_args=["--LabApp.expose_app_in_browser=True"]) as (url, token), \
+    # JupyterLab autosaves what it runs: serve a copy, so the stored notebook keeps no outputs.
+    served = Path(tempfile.mkdtemp(prefix="tempscale-lab-"))
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, served / NOTEBOOK)
+    with running_lab(env, extra_args=["--LabApp.expose_app_in_browser=True"], notebook_dir=served) as (url, token), \
             sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1500, "height": 1000})

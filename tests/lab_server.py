@@ -34,11 +34,11 @@ def get_json(url: str, token: str) -> object:
 
 
 @contextlib.contextmanager
-def running_lab(env: dict[str, str] | None = None,
-                extra_args: list[str] | None = None) -> Iterator[tuple[str, str]]:
-    """(base URL, token) of a JupyterLab serving notebooks/ with this interpreter's kernels."""
+def running_lab(env: dict[str, str] | None = None, extra_args: list[str] | None = None,
+                notebook_dir: Path = ROOT / "notebooks") -> Iterator[tuple[str, str]]:
+    """(base URL, token) of a JupyterLab serving `notebook_dir` (notebooks/) with this interpreter's kernels."""
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--notebook-dir", str(ROOT / "notebooks"),
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--notebook-dir", str(notebook_dir),
                f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
                "--ServerApp.open_browser=False"] + (["--allow-root"] if os.geteuid() == 0 else [])
     command += extra_args or []
