@@ -3,6 +3,7 @@
 #   ./run_all.sh         regenerate every figure and table: executes notebooks/NN_*.ipynb in order with papermill
 #                        (quick profile: digits on a CPU) → figures/, executed copies in executed/<profile>/
 #   ./run_all.sh test    unit tests + every notebook under the smoke profile with nbval
+#   ./run_all.sh lab     JupyterLab on notebooks/ with the project kernel and the batch run's run store
 # Options for the main job:
 #   --profile NAME       smoke | quick (default) | paper
 #   --only 00,03         run a subset of notebooks (by number prefix)
@@ -21,7 +22,7 @@ ensure_env() {
     echo "==> installing the pinned environment into .venv (first run: a few minutes)"
     local t0=$SECONDS
     "${PYTHON:-python3}" -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt  # a full lock
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     .venv/bin/python -m ipykernel install --sys-prefix --name tempscale --display-name "Python (tempscale)" >/dev/null
     echo "$want" >"$stamp"
@@ -83,7 +84,9 @@ run_notebooks() {
         if [[ -n $stop ]]; then not_run+=("$name"); continue; fi
         echo "==> $name (profile $profile)"
         t0=$SECONDS
-        if .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" \
+        # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
+        if MPLBACKEND=module://matplotlib_inline.backend_inline \
+                .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" \
                 --cwd notebooks --progress-bar --log-level WARNING; then
             status=ok
         else
@@ -107,10 +110,20 @@ run_notebooks() {
     if [[ $profile == quick && -z $only ]]; then
         # The README's results table is written from the numbers the notebooks recorded (scrapbook), never by hand.
         .venv/bin/python -m tempscale readme --executed "$out"
+        .venv/bin/python -m tempscale html --executed "$out"   # notebooks/html/: the executed notebooks, browsable
     fi
+}
+
+run_lab() {
+    ensure_env
+    unset MPLBACKEND   # the kernel then uses the inline backend: figures appear in the notebook
+    # TEMPSCALE_RUNS (above) is the batch run's store: interactive cells reuse its runs instead of retraining.
+    local as_root=(); [[ $EUID -eq 0 ]] && as_root=(--allow-root)   # containers often run as root
+    exec .venv/bin/jupyter lab --notebook-dir=notebooks "${as_root[@]}" "$@"
 }
 
 case "${1:-}" in
     test) shift; run_tests "$@" ;;
+    lab) shift; run_lab "$@" ;;
     *) run_notebooks "$@" ;;
 esac

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|readme``.
+"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|readme|html``.
 
 Batch work outside notebooks, on the same run store. Every argument is checked before any work starts. User errors
 (unknown dataset, architecture, attack or device, a number out of its range, a missing or malformed data file, a
@@ -14,7 +14,7 @@ import warnings
 
 from pathlib import Path
 
-from . import readme
+from . import publish, readme
 from .audit import audit_run
 from .errors import InvalidSpecError, RunStoreError, TempscaleError
 from .evaluation import evaluate_run
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("readme", help="rewrite README.md's results table from the executed quick notebooks")
     rd.add_argument("--executed", default=str(project_root() / "executed" / "quick"))
     rd.add_argument("--readme", default=str(project_root() / "README.md"))
+    ht = sub.add_parser("html", help="export the executed quick notebooks as HTML pages (notebooks/html/)")
+    ht.add_argument("--executed", default=str(project_root() / "executed" / "quick"))
+    ht.add_argument("--out", default=str(project_root() / publish.HTML_DIR))
     return parser
 
 
@@ -167,8 +170,13 @@ def cmd_readme(args) -> None:
     print(f"{args.readme}: results table {'rewritten' if changed else 'unchanged'} from {args.executed}")
 
 
+def cmd_html(args) -> None:
+    pages = publish.export_html(Path(args.executed), Path(args.out))
+    print(f"{args.out}: {len(pages) - 1} notebooks exported to HTML from {args.executed} (index.html links them)")
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles,
-            "readme": cmd_readme}
+            "readme": cmd_readme, "html": cmd_html}
 
 
 def main(argv: list[str] | None = None) -> int:

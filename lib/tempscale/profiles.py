@@ -6,8 +6,8 @@
   thesis' 150); GPU and the real datasets needed.
 
 A profile is a frozen `Profile` with one frozen section per concern (train, attacks, audit, madry, ldd, tsne,
-convergence, corruptions); every value carries a one-line comment, and ``python -m tempscale profiles`` prints the
-whole tree with them. Notebooks override with one call: ``get_profile("quick", taus=(1, 50), ldd={"epochs": 2})``
+convergence, corruptions, calibration, explore); every value carries a one-line comment, and
+``python -m tempscale profiles`` prints the whole tree with them. Notebooks override with one call: ``get_profile("quick", taus=(1, 50), ldd={"epochs": 2})``
 (None values are ignored, so a parameters cell can pass its defaults straight through).
 
 Where the paper is silent, the choice is listed in `ASSUMPTIONS`, never hidden in code.
@@ -161,7 +161,30 @@ class Corruptions:
     seed: int = knob(0, "seed of the generated corruptions")
 
 
-SECTIONS = ("train", "attacks", "audit", "madry", "ldd", "tsne", "convergence", "corruptions")
+@dataclass(frozen=True)
+class Calibration:
+    """Confidence calibration per training τ and post-hoc temperature scaling (notebook 11; Guo et al. 2017)."""
+
+    n_bins: int = knob(15, "equal-width confidence bins of the ECE and the reliability diagrams (Guo et al.: 15)")
+    fit_fraction: float = knob(0.5, "share of the test images (the first ones) that fits the post-hoc temperature; "
+                                    "the rest measures (the training set was used to train)")
+    diagram_taus: tuple[float, ...] = knob((1.0, 10.0, 100.0), "τ drawn as reliability diagrams (absent ones skipped)")
+    max_iter: int = knob(200, "L-BFGS iterations fitting log T on the held-out NLL")
+
+
+@dataclass(frozen=True)
+class Explore:
+    """Defaults of the interactive τ explorers (notebooks 00 and 04); the static view batch runs save is this one."""
+
+    tau: float = knob(1.0, "τ the gradient explorer opens at")
+    eps: float = knob(8 / 255, "L∞ budget the attack explorer opens at (the paper's 8/255)")
+    max_eps: float = knob(64 / 255, "largest ε on the attack explorer's slider")
+    steps: int = knob(20, "PGD steps per explorer attack (the paper's PGD-20)")
+    image: int = knob(0, "test image the attack explorer opens at")
+
+
+SECTIONS = ("train", "attacks", "audit", "madry", "ldd", "tsne", "convergence", "corruptions", "calibration",
+            "explore")
 
 
 @dataclass(frozen=True)
@@ -184,6 +207,8 @@ class Profile:
     tsne: Tsne = Tsne()
     convergence: Convergence = Convergence()
     corruptions: Corruptions = Corruptions()
+    calibration: Calibration = Calibration()
+    explore: Explore = Explore()
 
     def recipe(self, arch: str | None = None) -> dict:
         return recipe_for(arch or self.arch)
@@ -229,6 +254,7 @@ _register(Profile(
     ldd=LDD(epochs=1, n_eval=32, autoattack_n=8, autoattack={"n_queries": 50, "steps": 10}, pseudo_attack_steps=20),
     tsne=Tsne(n=128),
     convergence=Convergence(lrs=(0.1,), seeds=(0,)),
+    calibration=Calibration(diagram_taus=(1.0, 50.0), max_iter=50),
 ))
 
 _register(Profile(
@@ -248,6 +274,7 @@ _register(Profile(
             pseudo_attack_steps=20),
     tsne=Tsne(n=450),
     convergence=Convergence(seeds=(0, 1), epochs=20),
+    calibration=Calibration(diagram_taus=(1.0, 10.0, 100.0)),
 ))
 
 _register(Profile(

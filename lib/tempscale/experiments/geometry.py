@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from .. import analysis as A
 from ..attacks import AttackSpec, run_attack
+from ..explorers import attack_explorer  # noqa: F401  (notebook 04 calls it as G.attack_explorer)
 from ..profiles import Profile
 from ..runs import Run
 

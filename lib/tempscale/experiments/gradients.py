@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .. import analysis as A
+from ..explorers import gradient_explorer  # noqa: F401  (notebook 00 calls it as G.gradient_explorer)
 from ..profiles import Profile
 from ..runs import Run
 from . import eval_set, train_grid
