@@ -22,10 +22,14 @@ from tempscale.experiments import geometry as G  # noqa: E402
 from tempscale.experiments import gradients as GR  # noqa: E402
 from tempscale.experiments import robustness as R  # noqa: E402
 from tempscale.experiments import training as T  # noqa: E402
+from tempscale.experiments import variation as V  # noqa: E402
+from tempscale.evaluation import interval_table  # noqa: E402
+from tempscale.stats import interval_text  # noqa: E402
+from tempscale.tables import INTERVAL  # noqa: E402
 from tempscale.plots.clusters import plot_cluster_scores  # noqa: E402
 from tempscale.plots.robustness import plot_robustness_per_tau  # noqa: E402
 from tempscale.plots.training import plot_convergence, plot_runs_history  # noqa: E402
-from tempscale.profiles import get_profile  # noqa: E402
+from tempscale.profiles import ASSUMPTIONS, get_profile  # noqa: E402
 from tempscale.train import build_for_spec  # noqa: E402
 
 SMOKE = get_profile("smoke")
@@ -203,7 +207,7 @@ def test_paper_reference_is_the_profiles_model_family():
     vit = R.paper_reference(get_profile("paper", arch="vit_small_patch16_224", dataset="cifar100"))
     assert (vit.table_id, vit.dataset, str(vit)) == ("II", "cifar100", "vit_small_patch16_224 on cifar100")
     assert R.attack_names(False) == ["clean", "corruptions", "pgd20", "cw_linf"]
-    assert R.attack_names(True)[-3:] == ["cw_l2", "apgd_ce", "square"]
+    assert R.attack_names(True)[-4:] == ["cw_l2", "apgd_ce", "square", "pgd20_targeted"]
 
 
 def _evaluation(taus=(1.0, 50.0)):
@@ -231,7 +235,7 @@ def test_tables_side_by_side_with_the_paper(tmp_path, monkeypatch):
     assert main.loc[50.0, ("pgd20", "this run")] == 60.0
     assert main.loc[50.0, ("pgd20", "paper")] == published.loc[50.0, "pgd20"]
     assert set(published.index) <= set(main.index)
-    assert {p.name for p in R.write_main_table(main, ref, "smoke").values()} == {"table_I.md", "table_I.csv",
+    assert {p.name for p in R.write_main_table(main, ref, SMOKE).values()} == {"table_I.md", "table_I.csv",
                                                                                  "table_I.tex"}
 
     per_attack = R.attack_table(ours, ref, scale)
@@ -239,7 +243,7 @@ def test_tables_side_by_side_with_the_paper(tmp_path, monkeypatch):
     corruptions = R.per_corruption(reports, ours)
     assert corruptions.shape == (len(ours), 20), "19 corruptions + their mean, one row per τ"
     assert (corruptions.drop(columns="corruptions") == 50.0).all().all()
-    written = R.write_appendix_tables(per_attack, corruptions, ref, scale, 3, "smoke")
+    written = R.write_appendix_tables(per_attack, corruptions, ref, scale, 3, SMOKE)
     assert len(written) == 6 and all(p.exists() for p in written)
     assert "severity 3" in (tmp_path / "smoke" / "table_3_4_corruptions.md").read_text()
 
@@ -333,3 +337,40 @@ def test_prototype_variances_one_row_per_image_and_tau_in_range(digits, fake_run
     assert list(trend.index) == list(TAUS) and set(G.TREND_COLUMNS) <= set(trend.columns)
     assert list(G.normalisation_check(variances).columns) == ["median_var_distance", "median_var_cosine",
                                                               "median_var_cosine_raw", "median_cv_distance"]
+
+
+def test_tables_carry_95_percent_intervals_over_images():
+    ours, _ = _evaluation()
+    reports = {tau: {"pgd20": {"n": 200, "n_correct": k, "accuracy": k / 200},
+                     "corruptions": {"per_corruption": {"fog": 0.5, "snow": 1.0}, "n": {"fog": 10, "snow": 10}}}
+               for tau, k in ((1.0, 0), (50.0, 120))}
+    intervals = interval_table(reports)
+    assert intervals.loc[1.0, "pgd20"] == "0.0–1.9", "0 of 200 correct is still uncertain: Wilson, not Wald"
+    assert intervals.loc[50.0, "pgd20"] == "53.1–66.5"
+    assert intervals.loc[1.0, "corruptions"] == interval_text(15, 20), "-C pools every corrupted image"
+    main = R.main_table(ours, R.paper_reference(SMOKE), "smoke", intervals)
+    assert main.loc[50.0, ("pgd20", INTERVAL)] == "53.1–66.5"
+    assert list(main.columns).index(("pgd20", INTERVAL)) == list(main.columns).index(("pgd20", "this run")) + 1
+    assert main.loc[1.0, ("clean", "this run")] == 99.0, "numbers stay numbers"
+
+
+def test_threat_model_scales_every_linf_attack_and_keeps_the_paper_default():
+    from tempscale.attacks import ATTACKS
+
+    quick = get_profile("quick")
+    assert SMOKE.attacks.changes("pgd20", ATTACKS["pgd20"]) == {}, "smoke keeps the paper's 8/255: same cache keys"
+    changes = quick.attacks.changes("pgd20", ATTACKS["pgd20"])
+    assert changes["eps"] == quick.attacks.eps and changes["alpha"] == pytest.approx(quick.attacks.eps / 4)
+    assert quick.attacks.changes("square", ATTACKS["square"]) == {"eps": quick.attacks.eps, "n_queries": 500}
+    assert "eps" not in quick.attacks.changes("cw_l2", ATTACKS["cw_l2"]), "L2 attacks keep their own radius"
+    assert "quick.eps" in ASSUMPTIONS and R.threat_model(quick).startswith("L∞ ε = 24/255 (paper: 8/255")
+
+
+def test_seed_conclusions_compare_differences_with_the_seed_range():
+    per_seed = pd.DataFrame({"pgd20": [1.0, 3.0, 2.0, 90.0, 80.0, 85.0], "clean": [99.0, 98.0, 97.0, 98.5, 97.0, 99.0]},
+                            index=pd.MultiIndex.from_product([(1.0, 50.0), (0, 1, 2)], names=["tau", "seed"]))
+    lines = V.seed_conclusions(per_seed)
+    assert any("pgd20" in line and "exceeds" in line for line in lines)
+    assert any("clean" in line and "is within" in line for line in lines)
+    summary = V.seed_summary(per_seed)
+    assert summary.loc[50.0, ("pgd20", "range")] == 10.0 and summary.loc[1.0, ("pgd20", "mean")] == 2.0

@@ -17,17 +17,28 @@ def _side_by_side(metrics: dict[str, list], taus: list[float]) -> pd.DataFrame:
 def scraps():
     taus = [1.0, 50.0]
     table_i = _side_by_side({"clean": [(95.0, 99.5), (94.0, 99.3)], "corruptions": [(70.0, 88.0), (71.0, 87.9)],
-                             "pgd20": [(0.0, 72.2), (93.04, 92.2)], "cw_linf": [(19.2, 73.7), (36.1, 67.5)]}, taus)
-    audit = _side_by_side({"worst_case": [(float("nan"), 72.5), (float("nan"), 60.0)]}, taus)
+                             "pgd20": [(0.0, 2.2), (93.04, 92.2)], "cw_linf": [(19.2, 3.7), (36.1, 67.5)]}, taus)
+    table_i[("pgd20", "95% CI")] = ["1.2–4.0", "89.4–94.3"]
+    attacks = _side_by_side({"worst_case": [(float("nan"), 0.5), (float("nan"), 6.0)]}, taus)
+    attacks[("worst_case", "95% CI")] = ["0.1–1.6", "4.2–8.5"]
+    audit = _side_by_side({"worst_case": [(float("nan"), 1.0), (float("nan"), 7.0)]}, taus)
     audit[("verdict", "this run")] = ["no masking detected", "suspected: black-box"]
-    return {"table_I": table_i, "audit_table": audit}
+    return {"table_I": table_i, "table_attacks": attacks, "audit_table": audit, "audit_n": 200}
 
 
 def test_table_has_one_row_per_tau_with_the_recorded_numbers(scraps):
     lines = readme.results_table(scraps).splitlines()
     assert len(lines) == 2 + 2
-    assert lines[2] == "| 1 | 0.00 | 99.50 | 88.00 | 72.20 | 73.70 | 72.5 | no masking detected |"
-    assert lines[3].startswith("| 50 | 93.04 | 99.30 |") and lines[3].endswith("| 60.0 | suspected: black-box |")
+    assert "audit verdict (first 200 images)" in lines[0]
+    assert lines[2] == ("| 1 | 0.00 | 99.5 | 88.0 | 2.2 (1.2–4.0) | — | 3.7 | 0.5 (0.1–1.6) | "
+                        "no masking detected |")
+    assert lines[3].startswith("| 50 | 93.04 | 99.3 |") and lines[3].endswith("| 6.0 (4.2–8.5) | suspected: black-box |")
+
+
+def test_every_number_of_a_row_comes_from_one_eval_set(scraps):
+    """The worst case is notebook 02's (the Table I images), not the audit's smaller subset."""
+    lines = readme.results_table(scraps).splitlines()
+    assert "| 0.5 (0.1–1.6) |" in lines[2] and "| 1.0 |" not in lines[2]
 
 
 def test_update_rewrites_only_between_the_markers(tmp_path, scraps, monkeypatch):

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .attacks import ATTACKS
 from .data import first_n, has_official_corrupted, load_corrupted
 from .experiments import eval_set
 from .errors import InvalidSpecError
@@ -19,6 +20,7 @@ from .inference import pick_device
 from .profiles import Profile
 from .robustness import evaluate_suite
 from .runs import Run
+from .stats import interval_text
 
 
 def official_corruption_source(dataset: str, n: int, image_size: int,
@@ -56,7 +58,8 @@ def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | 
         cache = cache / part if hasattr(model, "teacher") else cache
         model = model.teacher if part == "teacher" else model
     x, y = eval_set(profile, run, n_eval, data_dir)
-    overrides = {k: dict(v) for k, v in profile.attacks.budgets.items() if k in names}
+    overrides = {k: profile.attacks.changes(k, ATTACKS[k]) for k in names if k in ATTACKS}
+    overrides = {k: v for k, v in overrides.items() if v}
     for name, changes in (budgets or {}).items():
         overrides[name] = {**overrides.get(name, {}), **changes}
     if "corruptions" in names:
@@ -64,6 +67,27 @@ def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | 
         overrides["corruptions"] = {"severity": severity or profile.corruptions.severity, "source": source}
     return evaluate_suite(model, x.to(dev), y.to(dev), names, cache_dir=cache, overrides=overrides,
                           progress=progress)
+
+
+def correct_counts(entry: dict) -> tuple[int, int]:
+    """(correct, images) behind one report entry; for "corruptions" pooled over every corrupted image."""
+    if "per_corruption" in entry:
+        n = sum(entry["n"].values())
+        return round(sum(acc * entry["n"][name] for name, acc in entry["per_corruption"].items())), n
+    return int(entry["n_correct"]), int(entry["n"])
+
+
+def interval_table(reports: Mapping[float, dict]) -> pd.DataFrame:
+    """The 95% Wilson interval over images (text, %) of every accuracy in `evaluate_grid`'s reports, per τ.
+
+    The "-C" interval pools the corrupted images of every corruption as if independent, so it is too narrow by
+    the correlation between corruptions of one image; it is shown as the order of magnitude, not a test."""
+    rows = {tau: {name: interval_text(*correct_counts(entry)) for name, entry in report.items()
+                  if isinstance(entry, dict) and ("n_correct" in entry or "per_corruption" in entry)}
+            for tau, report in reports.items()}
+    table = pd.DataFrame(rows).T
+    table.index = pd.Index(table.index.astype(float), name="tau")
+    return table
 
 
 def evaluate_grid(runs: dict[float, Run], names: list[str], profile: Profile, **kwargs) -> tuple[pd.DataFrame, dict]:

@@ -14,6 +14,7 @@ import pandas as pd
 from .io import atomic_write_text
 
 SOURCES: tuple[str, str] = ("paper", "this run")
+INTERVAL = "95% CI"          # column of the 95% interval over images beside "this run" (`with_intervals`)
 MISSING_MD = "—"
 MISSING_TEX = "---"
 
@@ -57,6 +58,18 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame | None, scale: str, *, 
         if metric in paper.columns:
             out[(metric, reference)] = paper[metric].reindex(index).astype(float)
     out.attrs["scale"] = scale
+    return out
+
+
+def with_intervals(table: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """`side_by_side`'s table with a (metric, "95% CI") column after each "this run" column that `intervals`
+    (text per τ and metric, e.g. `evaluation.interval_table`) covers; other columns and attrs unchanged."""
+    out = table.astype(object)
+    for metric in [m for m in dict.fromkeys(table.columns.get_level_values(0)) if m in intervals.columns]:
+        position = out.columns.get_loc((metric, SOURCES[1])) + 1
+        values = _tau_indexed(intervals)[metric].reindex(_tau_indexed(table).index).to_numpy()
+        out.insert(position, (metric, INTERVAL), [MISSING_MD if pd.isna(v) else v for v in values])
+    out.attrs = dict(table.attrs)
     return out
 
 
@@ -130,6 +143,11 @@ def _csv(frame: pd.DataFrame) -> str:
     if frame.index.name == "tau":
         frame = frame.set_axis([np.format_float_positional(float(t), trim="-") for t in frame.index], axis=0)
         frame.index.name = "tau"
+    mixed = [column for column in frame.columns if frame[column].dtype == object]
+    if mixed:   # float_format skips object columns (numbers beside interval text): format their numbers alike
+        frame = frame.copy()
+        for column in mixed:
+            frame[column] = [f"{v:.2f}" if isinstance(v, float) and not math.isnan(v) else v for v in frame[column]]
     return frame.to_csv(float_format="%.2f", lineterminator="\n")
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..attacks import attack_spec
+from ..attacks import ATTACKS, attack_spec
 from ..data import first_n, load_dataset
 from ..evaluation import evaluate_run
 from ..inference import predict
@@ -197,7 +197,8 @@ def _backbones(study: LDDStudy) -> pd.DataFrame:
     ours.index.name = "method"
     thesis = ldd_table("4.4").xs("WideResnet", level="backbone")["cifar10"]
     if n_aa:
-        aa = attack_spec("autoattack", **{**study.profile.attacks.budgets.get("autoattack", {}), **budget})
+        aa = attack_spec("autoattack", **{**study.profile.attacks.changes("autoattack", ATTACKS["autoattack"]),
+                                          **budget})
         note = f"AutoAttack on the first {n_aa} images, budget {aa.steps} iterations / {aa.n_queries} Square queries"
     else:
         note = "AutoAttack skipped"

@@ -30,8 +30,14 @@ def madry_spec(profile: Profile, tau: float, **overrides) -> RunSpec:
     section = profile.madry
     if section.epochs is not None:
         overrides.setdefault("epochs", section.epochs)
-    return profile.spec(tau, method="madry", method_args=madry_args(steps=section.steps, alpha=section.alpha),
-                        **overrides)
+    return profile.spec(tau, method="madry", method_args=training_attack(profile), **overrides)
+
+
+def training_attack(profile: Profile) -> dict:
+    """The "madry" method_args: the profile's training PGD, at its threat model unless the section sets ε."""
+    section = profile.madry
+    eps = profile.attacks.eps if section.eps is None else section.eps
+    return madry_args(eps=eps, steps=section.steps, alpha=section.alpha)
 
 
 def standard_spec(profile: Profile) -> RunSpec:
@@ -68,7 +74,7 @@ class MadryStudy:
     n_images: int
 
     def describe(self) -> str:
-        a = madry_args(steps=self.profile.madry.steps, alpha=self.profile.madry.alpha)
+        a = training_attack(self.profile)
         lines = [f"profile {self.profile.name}: τ = {tuple(self.runs)}",
                  f"training PGD: ε = {a['eps'] * 255:.0f}/255, step {a['alpha'] * 255:.1f}/255, {a['steps']} "
                  f"steps, random start, crafted in {a['craft_mode']} mode; epochs: "
@@ -100,7 +106,7 @@ def run_madry_study(profile: Profile, taus=None) -> MadryStudy:
     no_at, n_images = accuracies(reference), reference["clean"]["n"]
     ours = pd.DataFrame(scores).T
     ours.index.name = "tau"
-    spec0, a = runs[taus[0]].spec, madry_args(steps=profile.madry.steps, alpha=profile.madry.alpha)
+    spec0, a = runs[taus[0]].spec, training_attack(profile)
     scale = (f"{profile.name} profile: {spec0.dataset} {spec0.image_size or 'native'}px, {spec0.arch}, "
              f"{spec0.epochs} epochs of AT (training PGD {a['steps']} × {a['alpha'] * 255:.1f}/255, "
              f"ε {a['eps'] * 255:.0f}/255), PGD-20 on {n_images} test images; paper: ResNet50, CIFAR-10")

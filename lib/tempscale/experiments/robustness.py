@@ -12,14 +12,19 @@ from typing import Mapping
 import pandas as pd
 
 from .. import paper
+from ..attacks import ATTACKS
+from ..evaluation import evaluate_grid, interval_table
 from ..paths import figures_dir
-from ..profiles import Profile
-from ..tables import side_by_side, write_table
+from ..profiles import PAPER_EPS, Profile
+from ..runs import Run
+from ..tables import INTERVAL, side_by_side, with_intervals, write_table
 
 MAIN_ATTACKS = ["clean", "corruptions", "pgd20", "cw_linf"]           # Table I / II
-APPENDIX_ATTACKS = ["cw_l2", "apgd_ce", "square"]                     # thesis Tables 3.9–3.12
+APPENDIX_ATTACKS = ["cw_l2", "apgd_ce", "square", "pgd20_targeted"]   # thesis Tables 3.9–3.12 + Sec. V-E
 MAIN_COLUMNS = ["clean", "corruptions", "pgd20", "cw_linf"]
 ATTACK_COLUMNS = ["clean", "pgd20", "cw_linf", "cw_l2", "apgd_ce", "square", "worst_case"]
+TARGETED_COLUMNS = ["pgd20", "pgd20_targeted"]                        # Sec. V-E: untargeted vs targeted
+PAPER_EPS_COLUMN = "pgd20 at 8/255"     # PGD-20 at the paper's ε, beside a profile whose threat model differs
 CONTRAST_COLUMNS = ["pgd20", "cw_linf", "apgd_ce", "square", "worst_case"]
 PAPER_DATASETS = ("cifar10", "cifar100", "tinyimagenet")              # Table I's datasets
 ATTACK_TABLE_DATASETS = ("cifar10", "cifar100")                       # Tables 3.9–3.12's datasets
@@ -64,21 +69,66 @@ def corruption_source(reports: Mapping[float, dict]) -> str:
     return next(iter(reports.values()))["corruptions"]["source"]
 
 
-def main_table(ours: pd.DataFrame, ref: PaperReference, scale: str) -> pd.DataFrame:
-    """Table I / II: clean, -C, PGD-20 and C&W-L∞ per τ, the paper's numbers beside ours."""
-    return side_by_side(ours[MAIN_COLUMNS], paper.robustness(ref.arch, ref.dataset), scale)
+def threat_model(profile: Profile) -> str:
+    """The profile's L∞ radius in words, for captions."""
+    eps = profile.attacks.eps
+    text = f"L∞ ε = {eps_text(eps)}"
+    return text if eps == PAPER_EPS else f"{text} (paper: {eps_text(PAPER_EPS)}; see ASSUMPTIONS)"
 
 
-def write_main_table(table: pd.DataFrame, ref: PaperReference, profile_name: str) -> dict[str, Path]:
-    return write_table(table, figures_dir(profile_name) / f"table_{ref.table_id}",
-                       caption=f"Table {ref.table_id}: accuracy (%) per training τ; paper = {ref}")
+def eps_text(eps: float) -> str:
+    value = eps * 255
+    return f"{value:.0f}/255" if abs(value - round(value)) < 1e-6 else f"{eps:.4g}"
 
 
-def attack_table(ours: pd.DataFrame, ref: PaperReference, scale: str) -> pd.DataFrame:
+def at_paper_eps(runs: Mapping[float, Run], profile: Profile, n_eval: int | None = None) -> pd.DataFrame:
+    """PGD-20 accuracy (%) per τ at the paper's ε = 8/255 — empty when the profile's threat model is the paper's."""
+    if profile.attacks.eps == PAPER_EPS:
+        return pd.DataFrame(index=pd.Index([], dtype=float, name="tau"))
+    paper_pgd = {"pgd20": {"eps": PAPER_EPS, "alpha": ATTACKS["pgd20"].alpha * PAPER_EPS / ATTACKS["pgd20"].eps}}
+    table, reports = evaluate_grid(dict(runs), ["pgd20"], profile, n_eval=n_eval, budgets=paper_pgd)
+    out = table[["pgd20"]].rename(columns={"pgd20": PAPER_EPS_COLUMN})
+    out.attrs["intervals"] = interval_table(reports)[["pgd20"]].rename(columns={"pgd20": PAPER_EPS_COLUMN})
+    return out
+
+
+def main_table(ours: pd.DataFrame, ref: PaperReference, scale: str, intervals: pd.DataFrame | None = None,
+               paper_eps: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table I / II: clean, -C, PGD-20 and C&W-L∞ per τ, the paper's numbers beside ours, with 95% intervals over
+    images when given, and PGD-20 at the paper's ε when the profile attacks at another."""
+    columns = ours[MAIN_COLUMNS]
+    if paper_eps is not None and len(paper_eps.columns):
+        columns = columns.join(paper_eps)
+        intervals = None if intervals is None else intervals.join(paper_eps.attrs["intervals"])
+    table = side_by_side(columns, paper.robustness(ref.arch, ref.dataset), scale)
+    return table if intervals is None else with_intervals(table, intervals)
+
+
+def write_main_table(table: pd.DataFrame, ref: PaperReference, profile: Profile) -> dict[str, Path]:
+    return write_table(table, figures_dir(profile.name) / f"table_{ref.table_id}",
+                       caption=f"Table {ref.table_id}: accuracy (%) per training τ, {threat_model(profile)}, "
+                               f"95% Wilson intervals over images; paper = {ref}")
+
+
+def attack_table(ours: pd.DataFrame, ref: PaperReference, scale: str,
+                 intervals: pd.DataFrame | None = None) -> pd.DataFrame:
     """Tables 3.9–3.12: every attack and the per-example worst case (no published numbers for other datasets)."""
     published = (paper.attack_table(ref.arch, ref.dataset)
                  if ref.dataset in ATTACK_TABLE_DATASETS else None)
-    return side_by_side(ours[ATTACK_COLUMNS], published, scale)
+    table = side_by_side(ours[[c for c in ATTACK_COLUMNS if c in ours]], published, scale)
+    return table if intervals is None else with_intervals(table, intervals)
+
+
+def targeted_table(ours: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """Sec. V-E: accuracy (%) under untargeted PGD-20 and under PGD-20 towards a random wrong class, per τ, with
+    their 95% intervals and the rise over τ = 1 (the paper: high τ helps against the first, not the second)."""
+    out = pd.DataFrame(index=ours.index)
+    for name in TARGETED_COLUMNS:
+        out[name] = ours[name]
+        out[f"{name} {INTERVAL}"] = intervals[name]
+        if 1.0 in ours.index:
+            out[f"{name} − τ=1"] = ours[name] - ours.loc[1.0, name]
+    return out
 
 
 def per_corruption(reports: Mapping[float, dict], ours: pd.DataFrame) -> pd.DataFrame:
@@ -90,11 +140,12 @@ def per_corruption(reports: Mapping[float, dict], ours: pd.DataFrame) -> pd.Data
 
 
 def write_appendix_tables(per_attack: pd.DataFrame, corruptions: pd.DataFrame, ref: PaperReference,
-                          scale: str, severity: int, profile_name: str) -> list[Path]:
+                          scale: str, severity: int, profile: Profile) -> list[Path]:
     """figures/table_3_9_attacks.* and figures/table_3_4_corruptions.* (the latter beside the thesis' numbers)."""
-    out = figures_dir(profile_name)
+    out = figures_dir(profile.name)
     attacks = write_table(per_attack, out / "table_3_9_attacks",
-                          caption=f"Tables 3.9-3.12: accuracy (%) under each attack; paper = {ref}")
+                          caption=f"Tables 3.9-3.12: accuracy (%) under each attack, {threat_model(profile)} "
+                                  f"(C&W-L2: unbounded), 95% Wilson intervals over images; paper = {ref}")
     published = paper.corruption_table(ref.arch, ref.dataset)
     corr = write_table(side_by_side(corruptions, published, scale), out / "table_3_4_corruptions",
                        caption=f"Tables 3.4-3.8: accuracy (%) per corruption at severity {severity}; "
