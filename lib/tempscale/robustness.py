@@ -76,10 +76,15 @@ class EvalResult:
 
     @property
     def median_l2(self) -> float | None:
-        """Median L2 distance over *all* examples (failures count as ∞, so it is ∞ when most are not fooled)."""
+        """Median L2 distance over *all* examples (failures count as ∞, so it is ∞ when half or more are not
+        fooled); the mean of the two middle values for an even count."""
         if self.distances is None:
             return None
-        return float(self.distances.median()) if len(self.distances) else math.nan
+        ordered = self.distances.sort().values.tolist()
+        if not ordered:
+            return math.nan
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "accuracy": self.accuracy, "n": self.n, "n_correct": int(self.correct.sum()),
