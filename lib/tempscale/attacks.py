@@ -43,7 +43,8 @@ torchattacks 3.5.1 is used where it is right; these defects were found in its so
 * ``CW`` has no binary search over c (documented by torchattacks). A fixed c measures the logit scale, not
   robustness (one linear model with one decision boundary scored 0.89 / 0.89 / 0.73 / 0.00 at logit scales
   0.1 / 1 / 10 / 100 with c = 0.01), so `_run_cw_l2` runs torchattacks' optimisation once per binary-search step with
-  a per-example c (`_MarginFixedCW.example_c`), updating c as Carlini's reference ``l2_attack.py`` does.
+  a per-example c (`_MarginFixedCW.example_c`), updating c as Carlini's reference ``l2_attack.py`` does. The
+  thesis' protocol (one fixed c, no radius) is ``attack_spec("cw_l2", binary_steps=1, eps=1e9)``.
 * ``APGD``/``APGDT``/``FAB`` default to 10 iterations (the original uses 100); ``Square`` defaults to
   ``resc_schedule=True`` (autoattack uses False); its ``AutoAttack`` inherits those short budgets. All budgets are
   therefore set explicitly from the spec.
@@ -51,14 +52,15 @@ torchattacks 3.5.1 is used where it is right; these defects were found in its so
 
 The official AutoAttack (`pyautoattack` 0.2.0, the code of fra31/auto-attack with ``logging`` for prints) is the
 default backend of ``autoattack``. Its APGD computes its step-size checkpoints (``n_iter_2``, ``n_iter_min``,
-``size_decr``) in the constructor, so a smaller budget must construct new attacks (`_official_adversary`); setting
+``size_decr``) in the constructor, so a smaller budget must construct new attacks (`official_adversary`); setting
 ``n_iter`` afterwards would keep the 100-step checkpoints (``n_iter_2`` = 22 at 10 steps: the step never halves).
 Its flags (``checks.py``: zero gradients, Square success after the white-box attacks, randomness, dynamic models,
 probability outputs, too many target classes) are re-issued as `AutoAttackFlagWarning`; two side effects of
 ``checks.check_dynamic`` are undone here: it counts traced calls in a module-level dict that it never resets (after one
 dynamic model every later model would be flagged) and it ends with ``sys.settrace(None)`` (which would switch off a
 coverage tracer or debugger). The torchattacks composition stays as the named fallback
-``attack_spec("autoattack", backend="torchattacks")``; `tests/test_attacks.py` checks both against the official code.
+``attack_spec("autoattack", backend="torchattacks")``; `tests/test_official_autoattack.py` compares it, and our
+APGD-CE, APGD-DLR and Square, with the official code per example.
 """
 from __future__ import annotations
 
