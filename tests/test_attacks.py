@@ -38,13 +38,16 @@ def test_registry_carries_the_paper_budgets():
         ("Linf", 8 / 255, 2 / 255, 20, True, "ce")
     assert attack_spec("cw_linf").loss == "margin" and attack_spec("cw_linf").steps == 20
     cw = attack_spec("cw_l2")
-    assert (cw.lr, cw.steps, cw.c, cw.kappa) == (0.01, 1000, 0.01, 0.0)
+    assert (cw.lr, cw.steps, cw.c, cw.binary_steps, cw.kappa, cw.norm, cw.eps) == \
+        (0.01, 1000, 0.01, 9, 0.0, "L2", 0.5)   # Carlini & Wagner's 9 searches; RobustBench's L2 radius
     for name, loss in (("apgd_ce", "ce"), ("apgd_dlr", "dlr")):
         spec = attack_spec(name)
         assert (spec.steps, spec.restarts, spec.eps, spec.loss) == (100, 1, 8 / 255, loss)  # not torchattacks' 10
     square = attack_spec("square")
     assert (square.n_queries, square.p_init, square.eps) == (5000, 0.8, 8 / 255)
-    assert attack_spec("autoattack").steps == 100 and attack_spec("pgd20_targeted").targeted
+    auto = attack_spec("autoattack")
+    assert (auto.steps, auto.n_queries, auto.p_init, auto.backend) == (100, 5000, 0.8, "official")
+    assert attack_spec("pgd20_targeted").targeted
 
 
 def test_unknown_names_and_settings_are_rejected_with_the_choices():
@@ -56,6 +59,12 @@ def test_unknown_names_and_settings_are_rejected_with_the_choices():
         attack_spec("pgd20", norm="L2")
     with pytest.raises(InvalidSpecError):
         attack_spec("apgd_ce", targeted=True)
+    with pytest.raises(InvalidSpecError, match="official.*torchattacks"):
+        attack_spec("autoattack", backend="autoattack")
+    with pytest.raises(InvalidSpecError, match="backend"):
+        attack_spec("pgd20", backend="official")
+    with pytest.raises(InvalidSpecError, match="radius"):
+        attack_spec("cw_l2", eps=0)
 
 
 def test_key_is_stable_canonical_and_sensitive():
@@ -108,7 +117,7 @@ def test_cw_l2_smoke_never_above_clean(digits, clean_correct):
     correct = correct_under(model, x[:64], y[:64], spec)
     assert (correct <= clean_correct[:64]).all()
     assert accuracy(correct) < accuracy(clean_correct[:64])
-    assert "fixed margin" in attack_backend(spec)
+    assert "fixed margin" in attack_backend(spec) and "binary search" in attack_backend(spec)
 
 
 # --- PGD properties on the standard model --------------------------------------------------------------------------
@@ -268,7 +277,8 @@ def test_worst_case_is_per_example_not_the_minimum_of_averages():
 
 @pytest.mark.parametrize("name, overrides", [
     ("apgd_ce", {"steps": 5}), ("apgd_dlr", {"steps": 5}), ("square", {"n_queries": 30}),
-    ("autoattack", {"steps": 3, "n_queries": 10}),
+    ("autoattack", {"steps": 3, "n_queries": 10}), ("autoattack", {"steps": 3, "n_queries": 10,
+                                                                   "backend": "torchattacks"}),
 ])
 def test_heavy_attacks_run_and_never_beat_clean(digits, clean_correct, name, overrides):
     model, x, y = digits
@@ -277,7 +287,8 @@ def test_heavy_attacks_run_and_never_beat_clean(digits, clean_correct, name, ove
     assert correct.dtype == torch.bool and correct.shape == (32,)
     assert (correct <= clean_correct[:32]).all()
     backend = attack_backend(spec)
-    assert backend.startswith("torchattacks") or backend == "autoattack (official)"
+    expected = "pyautoattack 0.2.0 (official" if spec.backend == "official" else "torchattacks 3.5.1"
+    assert backend.startswith(expected)
 
 
 def test_apgd_beats_clean_clearly(digits, clean_correct):
@@ -285,3 +296,84 @@ def test_apgd_beats_clean_clearly(digits, clean_correct):
     correct = correct_under(model, x, y, attack_spec("apgd_ce", steps=10))
     assert accuracy(correct) < accuracy(clean_correct) - 0.25
     assert not math.isnan(accuracy(correct))
+
+
+# --- C&W-L2: binary search over c, scored at an L2 radius ------------------------------------------------------------
+
+class ScaledLinear(nn.Module):
+    """`linear(x) · scale`: one decision boundary, logits of any scale."""
+
+    def __init__(self, linear: nn.Module, scale: float):
+        super().__init__()
+        self.linear, self.scale = linear, scale
+
+    def forward(self, x):
+        return self.linear(x) * self.scale
+
+
+@pytest.fixture(scope="module")
+def linear_digits(digits_standard):
+    """A linear classifier on the 16×16 digits (plain torch, seeded) and 64 test images."""
+    import torch.nn.functional as F
+
+    _, x, y = digits_standard
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10))
+    opt = torch.optim.Adam(linear.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        F.cross_entropy(linear(x), y).backward()
+        opt.step()
+    return linear.eval(), x[:64], y[:64]
+
+
+CW_FAST = dict(steps=100)    # per c: enough for this linear model (more steps change the median by < 1%)
+
+
+def test_cw_l2_with_binary_search_does_not_measure_the_logit_scale(linear_digits):
+    """The issue's case: one decision boundary at logit scales 0.1 … 100 must give the same C&W-L2 numbers.
+
+    A fixed c trades ‖δ‖² against c · margin, and the margin grows with the scale: with c fixed the attack is a
+    measure of the scale (the old attack: 0.89 / 0.89 / 0.73 / 0.00). The binary search finds the c each example
+    needs, so the minimum L2 distance, hence the accuracy at any radius, no longer depends on it."""
+    linear, x, y = linear_digits
+    results = {}
+    for scale in (0.1, 1.0, 10.0, 100.0, 3.0):
+        correct, distance = correct_under(ScaledLinear(linear, scale), x, y, attack_spec("cw_l2", **CW_FAST),
+                                          with_distance=True)
+        results[scale] = (int(correct.sum()), distance)
+    counts = [count for count, _ in results.values()]
+    medians = [float(distance.median()) for _, distance in results.values()]
+    assert max(counts) - min(counts) <= 1, counts                                  # accuracy at the 0.5 radius
+    assert max(medians) / min(medians) < 1.05, medians
+    at_one = [int((distance > 1.0).sum()) for _, distance in results.values()]   # a radius near the median
+    assert max(at_one) - min(at_one) <= 1, at_one
+    assert 0 < counts[0] < len(y) and torch.isfinite(results[1.0][1]).all()      # not vacuous: all fooled, some far
+    fixed = [int(correct_under(ScaledLinear(linear, scale), x, y,
+                               attack_spec("cw_l2", binary_steps=1, **CW_FAST)).sum()) for scale in (0.1, 100.0)]
+    assert fixed[0] - fixed[1] > 1, fixed           # one fixed c (the first search alone) still measures the scale
+
+
+def test_cw_l2_keeps_the_smallest_adversarial_over_the_searches(linear_digits):
+    linear, x, y = linear_digits
+    _, first = correct_under(linear, x, y, attack_spec("cw_l2", binary_steps=1, **CW_FAST), with_distance=True)
+    correct, searched = correct_under(linear, x, y, attack_spec("cw_l2", **CW_FAST), with_distance=True)
+    assert (searched <= first + 1e-6).all() and (searched < first - 1e-3).any()
+    assert torch.equal(correct, ~(searched <= 0.5))                      # robust iff not fooled within the radius
+    x_adv = run_attack(linear, x, y, attack_spec("cw_l2", **CW_FAST))
+    with torch.no_grad():
+        fooled = linear(x_adv).argmax(1) != y
+    assert torch.allclose((x_adv - x).flatten(1).norm(dim=1)[fooled], searched[fooled])
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+def test_cw_l2_distance_is_zero_for_misclassified_and_infinite_for_failures(digits):
+    model, x, y = digits
+    wrong = (y + 1) % 10                            # every clean image "misclassified"
+    correct, distance = correct_under(model, x[:8], wrong[:8], attack_spec("cw_l2", steps=2, binary_steps=1),
+                                      with_distance=True)
+    assert not correct.any() and torch.equal(distance, torch.zeros(8))
+    correct, distance = correct_under(model, x[:8], y[:8], attack_spec("cw_l2", steps=1, binary_steps=1,
+                                                                       c=1e-9), with_distance=True)
+    assert torch.isinf(distance[correct]).all() and correct.any()      # too small a c: not fooled, ∞, robust
+    assert correct_under(model, x[:8], y[:8], "pgd20", with_distance=True)[1] is None

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
+import torch.nn as nn
 
-from tempscale import attacks
+from tempscale import attacks, corruptions, robustness
 from tempscale.attacks import attack_spec, correct_under
 from tempscale.errors import InvalidSpecError
 from tempscale.robustness import CacheWarning, evaluate, evaluate_corruptions, evaluate_suite
@@ -229,10 +231,14 @@ def test_suite_reports_each_attack_and_the_per_example_worst_case(digits, tmp_pa
                                                                       "source": fake_corruption_source(x, y)}}
     names = ["clean", "pgd20", "cw_linf", "square", "cw_l2", "corruptions"]
     report = evaluate_suite(model, x, y, names, cache_dir=tmp_path, overrides=overrides, batch_size=BATCH)
-    assert set(report) == set(names) | {"worst_case"}
+    assert set(report) == set(names) | {"worst_case", "worst_case[L2 0.5]"}
     assert report["pgd20"]["spec"]["steps"] == 5 and report["pgd20"]["n"] == N
     worst = report["worst_case"]
     assert worst["attacks"] == ["pgd20", "cw_linf", "square"] and worst["excluded"] == ["cw_l2"]
+    assert worst["threat_model"] == "Linf eps=8/255"
+    assert report["worst_case[L2 0.5]"]["attacks"] == ["cw_l2"]
+    assert report["worst_case[L2 0.5]"]["accuracy"] == report["cw_l2"]["accuracy"]
+    assert report["cw_l2"]["radius"] == 0.5 and report["cw_l2"]["median_l2"] > 0
     masks = {name: evaluate(model, x, y, attack_spec(name, **overrides[name]), cache_dir=tmp_path,
                             batch_size=BATCH).correct for name in worst["attacks"]}
     expected = torch.stack(list(masks.values())).all(0).float().mean().item()
@@ -248,3 +254,133 @@ def test_suite_rejects_unknown_names_before_running_anything(digits, monkeypatch
         evaluate_suite(model, x, y, ["clean", "pgd-20"])
     with pytest.raises(InvalidSpecError, match="not in the suite"):
         evaluate_suite(model, x, y, ["clean"], overrides={"pgd20": {"steps": 1}})
+
+
+def test_worst_case_is_per_threat_model_never_the_l2_group(digits):
+    """`--attacks cw_l2,pgd20`: two groups of one attack each; the old code took the larger group, i.e. the first,
+    and reported a C&W-L2-only "worst case"."""
+    model, x, y = digits
+    overrides = {"cw_l2": {"steps": 5}, "pgd20": {"steps": 5}}
+    report = evaluate_suite(model, x[:32], y[:32], ["cw_l2", "pgd20"], overrides=overrides)
+    assert report["worst_case"]["attacks"] == ["pgd20"]
+    assert report["worst_case"]["accuracy"] == report["pgd20"]["accuracy"]
+    assert report["worst_case[L2 0.5]"]["attacks"] == ["cw_l2"]
+    # another L∞ radius is its own group; the main one follows PGD-20's ε (or `main_eps`)
+    wide = evaluate_suite(model, x[:32], y[:32], ["pgd20", "cw_linf"],
+                          overrides={"pgd20": {"steps": 5}, "cw_linf": {"steps": 5, "eps": 4 / 255}})
+    assert wide["worst_case"]["attacks"] == ["pgd20"] and wide["worst_case[Linf 4/255]"]["attacks"] == ["cw_linf"]
+    only_l2 = evaluate_suite(model, x[:32], y[:32], ["cw_l2"], overrides={"cw_l2": overrides["cw_l2"]})
+    assert "worst_case" not in only_l2 and "worst_case[L2 0.5]" in only_l2
+
+
+def test_cw_l2_distances_are_cached_beside_the_correctness(digits, tmp_path, monkeypatch):
+    model, x, y = digits
+    spec = attack_spec("cw_l2", steps=5, binary_steps=2, c=1.0)
+    first = evaluate(model, x, y, spec, cache_dir=tmp_path, batch_size=BATCH)
+    correct, distance = correct_under(model, x[:BATCH], y[:BATCH], spec, with_distance=True)
+    assert torch.equal(first.correct[:BATCH], correct) and torch.equal(first.distances[:BATCH], distance)
+    assert first.distances.shape == (N,) and torch.equal(first.correct, ~(first.distances <= 0.5))
+    middle = first.distances.sort().values[N // 2 - 1:N // 2 + 1]
+    assert first.to_dict()["median_l2"] == first.median_l2 == float(middle.mean())
+    assert len(list(tmp_path.rglob("distances.pt"))) == 1
+    assert evaluate(model, x[:4], y[:4], "clean").distances is None
+    forbid_attacks(monkeypatch)
+    again = evaluate(model, x, y, spec, cache_dir=tmp_path, batch_size=BATCH)
+    assert again.cached and torch.equal(again.distances, first.distances)
+
+
+def test_median_l2_counts_failures_as_infinite():
+    result = robustness.EvalResult("cw_l2", attack_spec("cw_l2").to_dict(), 0.5, 4, torch.tensor([1, 1, 0, 0]).bool(),
+                                   0.0, "", distances=torch.tensor([0.1, 0.2, math.inf, math.inf]))
+    assert result.median_l2 == math.inf             # half not fooled: the median distance is unbounded
+    assert robustness.EvalResult("cw_l2", {}, 0.0, 3, torch.zeros(3).bool(), 0.0, "",
+                                 distances=torch.tensor([0.1, math.inf, math.inf])).median_l2 == math.inf
+
+
+# --- the cache key covers everything a number depends on -------------------------------------------------------------
+
+def recomputes(model, x, y, spec, cache_dir, monkeypatch, change) -> bool:
+    """Evaluate (cached), apply `change(monkeypatch)`, evaluate again: True if the second call attacked again."""
+    evaluate(model, x, y, spec, cache_dir=cache_dir, batch_size=BATCH)
+    with pytest.MonkeyPatch.context() as mp:
+        change(mp)
+        calls = count_attacks(mp)
+        again = evaluate(model, x, y, spec, cache_dir=cache_dir, batch_size=BATCH)
+    assert bool(calls) != again.cached
+    return bool(calls)
+
+
+def test_unchanged_code_hits_the_cache(digits, tmp_path, monkeypatch):
+    model, x, y = digits
+    assert not recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch, lambda mp: None)
+
+
+def test_changed_attack_code_is_recomputed(digits, tmp_path, monkeypatch):
+    model, x, y = digits
+    real_pgd = attacks.pgd
+
+    def pgd(*args, **kwargs):     # the same numbers, other code: the key cannot know that, and must not assume it
+        return real_pgd(*args, **kwargs)
+
+    assert recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch,
+                      lambda mp: mp.setattr(attacks, "pgd", pgd))
+    assert recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch,
+                      lambda mp: mp.setattr(attacks, "margin_loss", lambda z, y: -attacks.margin_loss(z, y)))
+    # only the code a spec runs: another attack's runner is not part of PGD's key
+    assert not recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch,
+                          lambda mp: mp.setitem(attacks._RUNNERS, "square", lambda *a: None))
+
+
+class Doubled(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x) * 2
+
+
+def test_changed_model_code_is_recomputed(digits, tmp_path, monkeypatch):
+    model, x, y = digits
+    wrapped = Doubled(model)
+
+    def forward(self, x):
+        return 2 * self.model(x)
+
+    assert recomputes(wrapped, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch,
+                      lambda mp: mp.setattr(Doubled, "forward", forward))
+    edited = robustness._module_source(__name__) + "\n# edited"
+    assert recomputes(wrapped, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch,
+                      lambda mp: mp.setattr(robustness, "_module_source", lambda name: edited))
+
+
+def test_changed_environment_is_recomputed(digits, tmp_path, monkeypatch):
+    model, x, y = digits
+    for change in (lambda mp: mp.setattr(torch, "__version__", "0.0.1"),
+                   lambda mp: mp.setattr(robustness, "_device_type", lambda model: "cuda"),
+                   lambda mp: mp.setattr(robustness, "_version", lambda name: "0.0.1")):
+        assert recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch, change)
+    environments = [json.loads(path.read_text())["environment"] for path in tmp_path.rglob("meta.json")]
+    assert {"device": "cpu", "torch": torch.__version__, "torchattacks": "3.5.1",
+            "pyautoattack": "0.2.0"} in environments and len(environments) == 4
+
+
+def test_changed_corruption_generator_is_recomputed(digits, tmp_path, monkeypatch):
+    """Generated -C images are keyed on the generator: its version and its code as it runs."""
+    model, x, y = digits
+    name = corruptions.CORRUPTIONS[0]
+
+    def run():
+        return evaluate_corruptions(model, x[:24], y[:24], names=[name], cache_dir=tmp_path, batch_size=BATCH)
+
+    run()
+    calls = count_attacks(monkeypatch)
+    run()
+    assert not calls
+    monkeypatch.setattr(corruptions, "GENERATOR_VERSION", corruptions.GENERATOR_VERSION + 1)
+    run()
+    assert len(calls) == 1
+    real = corruptions._CORRUPTION_FNS[name]
+    monkeypatch.setitem(corruptions._CORRUPTION_FNS, name, lambda x, s, g: real(x, s, g))
+    run()
+    assert len(calls) == 2

@@ -9,11 +9,16 @@ Named attacks (`ATTACKS`, `attack_spec(name, **overrides)`) carry the paper's bu
 ``clean``          no attack: plain prediction
 ``pgd20``          L∞ PGD, ε 8/255, step 2/255, 20 steps, uniform random start, cross-entropy
 ``cw_linf``        the paper's "C&W" column: the same PGD on the C&W margin loss  max_{j≠y} z_j − z_y
-``cw_l2``          C&W-L2 (torchattacks, margin fixed): Adam lr 0.01, 1000 steps, fixed c 0.01, κ 0
+``cw_l2``          C&W-L2 (torchattacks' CW, margin fixed) with Carlini & Wagner's binary search over c: 9 searches
+                   from c 0.01, Adam lr 0.01, 1000 steps each, κ 0; minimum-L2 adversarial per example, scored
+                   at the L2 radius ``eps`` 0.5 (RobustBench's L2 threat model) and by its median L2 distance
 ``apgd_ce``        APGD on CE, L∞ 8/255, 100 steps, 1 restart (torchattacks defaults to 10 steps: overridden)
 ``apgd_dlr``       APGD on the DLR loss, same budget
 ``square``         Square, L∞ 8/255, 5000 queries, p_init 0.8, no schedule rescaling (the autoattack settings)
-``autoattack``     standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; 100 iterations, 9 target classes)
+``autoattack``     the official AutoAttack (`pyautoattack`, Croce & Hein's code): ``version="standard"`` (APGD-CE,
+                   APGD-T, FAB-T, Square; 100 iterations, 5000 queries, 9 target classes) when the spec's budget
+                   is the standard one, else ``version="custom"`` with the same four attacks *constructed* with the
+                   spec's budget; ``backend="torchattacks"`` runs the fallback composed from torchattacks' parts
 ``pgd20_targeted`` pgd20 towards a seeded random wrong class (`default_targets`), CE
 =================  ==========================================================================================
 
@@ -22,7 +27,8 @@ Conventions every attack follows, so numbers from different attacks can be combi
 * the clean point x (δ = 0) is a candidate: an example misclassified without attack is never counted robust;
 * our PGD keeps, per example, the first iterate that is misclassified (best-so-far), so more steps or restarts
   can only lower accuracy, never raise it; examples never fooled get the final iterate (for logit analyses);
-* outputs lie in [0, 1] and, for L∞ attacks, inside the ε-ball; C&W-L2 is a minimum-norm attack with no radius;
+* outputs lie in [0, 1] and, for L∞ attacks, inside the ε-ball; C&W-L2 is a minimum-norm attack: its output may
+  lie outside the L2 radius ``eps``, and an example counts as robust when it is not fooled within that radius;
 * every run is deterministic under `spec.seed` and leaves the caller's random state, the model's train/eval
   modes and its parameters' ``requires_grad`` exactly as they were.
 
@@ -34,11 +40,27 @@ torchattacks 3.5.1 is used where it is right; these defects were found in its so
 * ``CW.inverse_tanh_space`` maps pixels that are exactly 0 or 1 to w = ∓∞, so those pixels can never move
   (a large share of real images, e.g. digit backgrounds). Fixed by shrinking into the open interval as Carlini's
   reference code does (×(1 − 1e-6)).
-* ``CW`` has no binary search over c (documented by torchattacks): fine here, the thesis uses a fixed c = 0.01.
+* ``CW`` has no binary search over c (documented by torchattacks). A fixed c measures the logit scale, not
+  robustness (one linear model with one decision boundary scored 0.89 / 0.89 / 0.73 / 0.00 at logit scales
+  0.1 / 1 / 10 / 100 with c = 0.01), so `_run_cw_l2` runs torchattacks' optimisation once per binary-search step with
+  a per-example c (`_MarginFixedCW.example_c`), updating c as Carlini's reference ``l2_attack.py`` does. The
+  thesis' protocol (one fixed c, no radius) is ``attack_spec("cw_l2", binary_steps=1, eps=1e9)``.
 * ``APGD``/``APGDT``/``FAB`` default to 10 iterations (the original uses 100); ``Square`` defaults to
   ``resc_schedule=True`` (autoattack uses False); its ``AutoAttack`` inherits those short budgets. All budgets are
-  therefore set explicitly from the spec, and the AutoAttack fallback is composed here.
+  therefore set explicitly from the spec.
 * every torchattacks attack calls ``torch.manual_seed`` on the global generator; `_attack_context` forks the RNG.
+
+The official AutoAttack (`pyautoattack` 0.2.0, the code of fra31/auto-attack with ``logging`` for prints) is the
+default backend of ``autoattack``. Its APGD computes its step-size checkpoints (``n_iter_2``, ``n_iter_min``,
+``size_decr``) in the constructor, so a smaller budget must construct new attacks (`official_adversary`); setting
+``n_iter`` afterwards would keep the 100-step checkpoints (``n_iter_2`` = 22 at 10 steps: the step never halves).
+Its flags (``checks.py``: zero gradients, Square success after the white-box attacks, randomness, dynamic models,
+probability outputs, too many target classes) are re-issued as `AutoAttackFlagWarning`; two side effects of
+``checks.check_dynamic`` are undone here: it counts traced calls in a module-level dict that it never resets (after one
+dynamic model every later model would be flagged) and it ends with ``sys.settrace(None)`` (which would switch off a
+coverage tracer or debugger). The torchattacks composition stays as the named fallback
+``attack_spec("autoattack", backend="torchattacks")``; `tests/test_official_autoattack.py` compares it, and our
+APGD-CE, APGD-DLR and Square, with the official code per example.
 """
 from __future__ import annotations
 
@@ -46,6 +68,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
+import sys
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, Iterator, Mapping
@@ -58,9 +83,6 @@ from .errors import InvalidSpecError
 from .inference import frozen_eval, model_device
 from .vocab import Attack, parse
 
-# Bump when an attack's behaviour changes, so results cached under `AttackSpec.key()` are not reused.
-IMPLEMENTATION_VERSION = 1
-
 METHODS = ("clean", "pgd", "cw_l2", "apgd", "square", "autoattack")
 NORMS = ("Linf", "L2", "none")
 PGD_LOSSES = ("ce", "margin", "dlr")
@@ -70,6 +92,14 @@ _ALLOWED_NORMS = {"clean": ("none",), "pgd": ("Linf",), "cw_l2": ("L2",), "apgd"
                   "square": ("Linf", "L2"), "autoattack": ("Linf", "L2")}
 _ALLOWED_LOSSES = {"clean": ("none",), "pgd": PGD_LOSSES, "cw_l2": ("cw",), "apgd": ("ce", "dlr"),
                    "square": ("margin",), "autoattack": ("none",)}
+AUTOATTACK_BACKENDS = ("official", "torchattacks")
+# The standard AutoAttack's attacks and budget (pyautoattack's `AutoAttack._set_version("standard")`, L∞ and L2).
+STANDARD_AUTOATTACK = dict(attacks=("apgd-ce", "apgd-t", "fab-t", "square"), steps=100, n_queries=5000,
+                           p_init=0.8, restarts=1, n_targets=9)
+
+
+class AutoAttackFlagWarning(UserWarning):
+    """A flag raised by the official AutoAttack's own checks (``pyautoattack.checks``) during a run."""
 
 
 # --- specs ------------------------------------------------------------------------------------------------------
@@ -79,7 +109,7 @@ class AttackSpec:
     """One attack with its whole budget. Fields that do not apply to `method` keep their neutral value (0/False).
 
     `name` labels results; `method` chooses the algorithm. Numbers are normalised to float/int on construction so
-    that ``eps=0`` and ``eps=0.0`` give the same `key()`.
+    that ``eps=0`` and ``eps=0.0`` give the same `key()`. For C&W-L2 ``eps`` is the L2 radius it is scored at.
     """
 
     name: str
@@ -94,9 +124,11 @@ class AttackSpec:
     targeted: bool = False
     n_queries: int = 0          # Square (and the Square stage of AutoAttack)
     p_init: float = 0.0         # Square's initial fraction of pixels changed
-    c: float = 0.0              # C&W trade-off constant (fixed, no binary search)
+    c: float = 0.0              # C&W trade-off constant: the binary search's starting value
+    binary_steps: int = 0       # C&W binary-search steps over c (Carlini & Wagner: 9)
     kappa: float = 0.0          # C&W confidence κ
     lr: float = 0.0             # C&W Adam learning rate
+    backend: str = ""           # AutoAttack only: "official" (pyautoattack) or "torchattacks" (the fallback)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -114,9 +146,9 @@ class AttackSpec:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Short stable hash of the canonical JSON (sorted keys) plus `IMPLEMENTATION_VERSION`: a cache key."""
-        payload = json.dumps({**self.to_dict(), "implementation": IMPLEMENTATION_VERSION}, sort_keys=True,
-                             separators=(",", ":"))
+        """Short stable hash of the canonical JSON (sorted keys): the spec's identity. The code that runs it is
+        fingerprinted separately (`attack_code_fingerprint`), beside it in the evaluation cache's key."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -130,7 +162,7 @@ def _validate(spec: AttackSpec) -> None:
             f"norm {spec.norm!r} is not available for {spec.method}; use {' or '.join(_ALLOWED_NORMS[spec.method])}")
     require(spec.loss in _ALLOWED_LOSSES[spec.method],
             f"loss {spec.loss!r} is not available for {spec.method}; use {' or '.join(_ALLOWED_LOSSES[spec.method])}")
-    for name in ("eps", "alpha", "steps", "n_queries", "c", "kappa", "lr", "seed"):
+    for name in ("eps", "alpha", "steps", "n_queries", "c", "binary_steps", "kappa", "lr", "seed"):
         require(getattr(spec, name) >= 0, f"{name} must be >= 0, got {getattr(spec, name)}")
     require(spec.restarts >= 1, f"restarts must be >= 1, got {spec.restarts}")
     require(not spec.targeted or spec.method == "pgd", "only pgd supports targeted=True")
@@ -138,6 +170,13 @@ def _validate(spec: AttackSpec) -> None:
             "restarts > 1 without random_start would repeat the same run")
     require(spec.method != "square" or 0 < spec.p_init <= 1, f"p_init must be in (0, 1], got {spec.p_init}")
     require(spec.method != "autoattack" or 0 < spec.p_init <= 1, f"p_init must be in (0, 1], got {spec.p_init}")
+    backends = AUTOATTACK_BACKENDS if spec.method == "autoattack" else ("",)
+    require(spec.backend in backends, f"backend {spec.backend!r} is not available for {spec.method}; "
+                                      f"use {' or '.join(map(repr, backends))}")
+    if spec.method == "cw_l2":
+        require(spec.eps > 0, f"eps (the L2 radius C&W-L2 is scored at) must be > 0, got {spec.eps}")
+        require(spec.binary_steps >= 1 and spec.c > 0, f"C&W-L2 needs binary_steps >= 1 and an initial c > 0, "
+                                                      f"got {spec.binary_steps} and {spec.c}")
 
 
 _LINF = dict(norm="Linf", eps=8 / 255)
@@ -147,11 +186,12 @@ ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (
     AttackSpec("clean", "clean"),
     AttackSpec("pgd20", **_PGD20, loss="ce"),
     AttackSpec("cw_linf", **_PGD20, loss="margin"),
-    AttackSpec("cw_l2", "cw_l2", norm="L2", loss="cw", steps=1000, lr=0.01, c=0.01, kappa=0.0),
+    AttackSpec("cw_l2", "cw_l2", norm="L2", eps=0.5, loss="cw", steps=1000, lr=0.01, c=0.01, binary_steps=9,
+               kappa=0.0),
     AttackSpec("apgd_ce", "apgd", **_LINF, steps=100, loss="ce"),
     AttackSpec("apgd_dlr", "apgd", **_LINF, steps=100, loss="dlr"),
     AttackSpec("square", "square", **_LINF, n_queries=5000, p_init=0.8, loss="margin"),
-    AttackSpec("autoattack", "autoattack", **_LINF, steps=100, n_queries=5000, p_init=0.8),
+    AttackSpec("autoattack", "autoattack", **_LINF, steps=100, n_queries=5000, p_init=0.8, backend="official"),
     AttackSpec("pgd20_targeted", **_PGD20, loss="ce", targeted=True),
 )}
 
@@ -176,11 +216,21 @@ def attack_backend(spec: AttackSpec) -> str:
         return "none (clean prediction)"
     if spec.method == "pgd":
         return "tempscale.attacks.pgd"
-    if spec.method == "autoattack" and _official_autoattack() is not None:
-        return "autoattack (official)"
-    note = {"cw_l2": " (CW with fixed margin and tanh inverse)",
+    if spec.method == "autoattack" and spec.backend == "official":
+        version = ("version='standard'" if _standard_budget(spec) else
+                   f"version='custom': APGD-CE, APGD-T, FAB-T, Square constructed with {spec.steps} iterations, "
+                   f"{spec.n_queries} queries, p_init {spec.p_init:g}")
+        return f"pyautoattack {metadata.version('pyautoattack')} (official AutoAttack, {version})"
+    note = {"cw_l2": " (CW with fixed margin and tanh inverse, binary search over c)",
             "autoattack": " (APGD-CE, APGD-T, FAB-T, Square composed with explicit budgets)"}.get(spec.method, "")
     return f"torchattacks {metadata.version('torchattacks')}{note}"
+
+
+def _standard_budget(spec: AttackSpec, num_classes: int = 10) -> bool:
+    """Whether `spec` is the standard AutoAttack (on a model with `num_classes`: 9 targets need ≥ 10 classes)."""
+    s = STANDARD_AUTOATTACK
+    return (spec.norm in ("Linf", "L2") and spec.steps == s["steps"] and spec.n_queries == s["n_queries"]
+            and spec.p_init == s["p_init"] and spec.restarts == s["restarts"] and num_classes > s["n_targets"])
 
 
 # --- losses -----------------------------------------------------------------------------------------------------
@@ -358,15 +408,21 @@ def _margin_fixed_cw_class():
     base = _torchattacks().CW
 
     class _MarginFixedCW(base):
-        """C&W-L2 with a fixed c and no binary search over c (the thesis' setting: c = 0.01, lr 0.01, 1000 steps).
+        """torchattacks' C&W-L2 optimisation for one c, with the margin and tanh-inverse fixed.
 
         Like torchattacks' CW it keeps, per example, the smallest-L2 misclassified iterate and returns x where none
-        was found; it stops early when the total cost rises between checks (every steps // 10 steps).
+        was found; it stops early when the total cost rises between checks (every steps // 10 steps). With
+        `example_c` set (a tensor, one c per example, and ``c = 1``) each example's margin term is weighted by its
+        own c: what the binary search in `_run_cw_l2` needs. Adam updates each pixel on its own, so the examples of
+        a batch only share the early stop.
         """
+
+        example_c: torch.Tensor | None = None
 
         def f(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             margin = margin_loss(outputs, labels)       # max_{j≠label} z_j − z_label
-            return torch.clamp(margin if self.targeted else -margin, min=-self.kappa)
+            term = torch.clamp(margin if self.targeted else -margin, min=-self.kappa)
+            return term if self.example_c is None else term * self.example_c
 
         def inverse_tanh_space(self, x: torch.Tensor) -> torch.Tensor:
             return torch.atanh((x * 2 - 1).clamp(-1, 1) * (1 - 1e-6))
@@ -374,9 +430,36 @@ def _margin_fixed_cw_class():
     return _MarginFixedCW
 
 
+_CW_NO_BOUND = 1e10     # Carlini's "no upper bound on c found yet" (l2_attack.py: upper_bound = 1e10, test < 1e9)
+
+
 def _run_cw_l2(model, x, y, spec):
-    attack = _margin_fixed_cw_class()(model, c=spec.c, kappa=spec.kappa, steps=spec.steps, lr=spec.lr)
-    return attack(x, y)
+    """C&W-L2 with Carlini & Wagner's binary search over c, per example, as in their ``l2_attack.py``.
+
+    Each of the `spec.binary_steps` searches runs torchattacks' optimisation (`spec.steps` Adam steps from x) with
+    every example's current c. A search that fools an example sets c's upper bound, one that does not its lower
+    bound; c moves to the middle, or ×10 while no upper bound is known. Per example the result is the smallest-L2
+    misclassified image over all searches (x itself when the clean image is already misclassified), x if none.
+    """
+    attack = _margin_fixed_cw_class()(model, c=1.0, kappa=spec.kappa, steps=spec.steps, lr=spec.lr)
+    n = len(x)
+    const = torch.full((n,), spec.c, device=x.device)
+    lower, upper = torch.zeros_like(const), torch.full_like(const, _CW_NO_BOUND)
+    best = x.clone()
+    best_l2 = torch.full_like(const, math.inf)
+    best_l2[_predict(model, x) != y] = 0.0                  # δ = 0 is a candidate: no search can beat it
+    for _ in range(spec.binary_steps):
+        attack.example_c = const
+        candidate = attack(x, y).detach()
+        fooled = _predict(model, candidate) != y
+        l2 = (candidate - x).flatten(1).norm(dim=1)
+        better = fooled & (l2 < best_l2)
+        best[better], best_l2[better] = candidate[better], l2[better]
+        upper = torch.where(fooled, torch.minimum(upper, const), upper)
+        lower = torch.where(fooled, lower, torch.maximum(lower, const))
+        bounded = upper < _CW_NO_BOUND / 10
+        const = torch.where(bounded, (lower + upper) / 2, const * 10)
+    return best
 
 
 def _run_apgd(model, x, y, spec):
@@ -395,38 +478,90 @@ def _run_square(model, x, y, spec):
     return _square(model, spec)(x, y)
 
 
-def _official_autoattack():
-    try:
-        from autoattack import AutoAttack
-    except ImportError:
-        return None
-    return AutoAttack
-
-
 def _run_autoattack(model, x, y, spec):
     num_classes = model(x[:1]).shape[1]
     if num_classes < 4:
         raise InvalidSpecError("AutoAttack's targeted DLR loss needs at least 4 classes")
-    n_targets = min(9, num_classes - 1)   # the original standard version attacks the 9 most likely wrong classes
-    official = _official_autoattack()
-    if official is not None:
-        return _run_official_autoattack(official, model, x, y, spec, n_targets)
-    return _run_composed_autoattack(model, x, y, spec, n_targets)
+    if spec.backend == "torchattacks":
+        return _run_composed_autoattack(model, x, y, spec, min(STANDARD_AUTOATTACK["n_targets"], num_classes - 1))
+    adversary, flags = official_adversary(model, spec, num_classes, x.device)
+    with official_checks_context():
+        x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=len(x))
+    for flag in flags.messages:
+        warnings.warn(f"official AutoAttack flag: {flag}", AutoAttackFlagWarning, stacklevel=2)
+    return x_adv
 
 
-def _run_official_autoattack(official, model, x, y, spec, n_targets):
-    adversary = official(model, norm=spec.norm, eps=spec.eps, seed=spec.seed, verbose=False, version="standard",
-                         device=x.device)
-    adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = spec.steps
-    adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = n_targets
-    adversary.square.n_queries = spec.n_queries
-    adversary.square.p_init = spec.p_init
-    return adversary.run_standard_evaluation(x, y, bs=len(x))
+# --- the official AutoAttack (pyautoattack) -----------------------------------------------------------------------
+
+class OfficialFlagLog:
+    """Stands in for the `logging.Logger` pyautoattack writes to: keeps its warnings (the flags of its
+    ``checks.py``), drops its progress messages. Used instead of the "auto-attack" logger so that no global logging
+    configuration is touched."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def warning(self, msg, *args, **kwargs) -> None:
+        self.messages.append(str(msg) % args if args else str(msg))
+
+    def debug(self, *args, **kwargs) -> None:
+        pass
+
+    info = debug
+
+
+@contextlib.contextmanager
+def official_checks_context() -> Iterator[None]:
+    """Undo the two side effects of ``pyautoattack.checks.check_dynamic``: its module-level call counts (never reset
+    by the library, so one dynamic model would flag every later one) start at zero, and the trace function it
+    replaces (a coverage tracer, a debugger) is restored afterwards."""
+    from pyautoattack import checks
+
+    for name in checks.funcs:
+        checks.funcs[name] = 0
+    tracer = sys.gettrace()
+    try:
+        yield
+    finally:
+        sys.settrace(tracer)
+
+
+def official_adversary(model: nn.Module, spec: AttackSpec, num_classes: int, device) -> tuple:
+    """(pyautoattack `AutoAttack`, its `OfficialFlagLog`) for `spec`.
+
+    ``version="standard"`` when the spec's budget is the standard one (and the model has ≥ 10 classes, for 9
+    target classes); otherwise ``version="custom"`` with the standard four attacks constructed with the spec's budget
+    (n_iter, queries, p_init, min(9, K − 1) target classes) and the standard version's other settings (one restart,
+    ρ = 0.75, no Square schedule rescaling), so APGD's step-size checkpoints are those of `spec.steps` iterations.
+    """
+    from pyautoattack import AutoAttack
+    from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+    from pyautoattack.fab_pt import FABAttack_PT
+    from pyautoattack.square import SquareAttack
+
+    log = OfficialFlagLog()
+    common = dict(norm=spec.norm, eps=spec.eps, seed=spec.seed, device=device)
+    if _standard_budget(spec, num_classes):
+        adversary = AutoAttack(model, version="standard", **common)
+        adversary.apgd.logger = adversary.apgd_targeted.logger = log
+    else:
+        targets = min(STANDARD_AUTOATTACK["n_targets"], num_classes - 1)
+        adversary = AutoAttack(model, attacks=list(STANDARD_AUTOATTACK["attacks"]), version="custom", **common)
+        adversary.apgd = APGDAttack(model, n_iter=spec.steps, n_restarts=1, eot_iter=1, rho=0.75, logger=log,
+                                    **common)
+        adversary.apgd_targeted = APGDAttack_targeted(model, n_iter=spec.steps, n_restarts=1, eot_iter=1, rho=0.75,
+                                                      n_target_classes=targets, logger=log, **common)
+        adversary.fab = FABAttack_PT(model, n_iter=spec.steps, n_restarts=1, n_target_classes=targets, **common)
+        adversary.square = SquareAttack(model, n_queries=spec.n_queries, p_init=spec.p_init, n_restarts=1,
+                                        resc_schedule=False, **common)
+    adversary.logger = log
+    return adversary, log
 
 
 def _run_composed_autoattack(model, x, y, spec, n_targets):
     """Standard AutoAttack from torchattacks' parts, budgets as in the original: each attack only sees the examples
-    all previous ones failed on, exactly as `autoattack.AutoAttack.run_standard_evaluation` does."""
+    all previous ones failed on, exactly as `pyautoattack.AutoAttack.run_standard_evaluation` does."""
     ta = _torchattacks()
     common = dict(norm=spec.norm, eps=spec.eps, seed=spec.seed)
     attacks = [
@@ -453,8 +588,19 @@ def _run_pgd(model, x, y, spec):
                random_start=spec.random_start, restarts=spec.restarts, targeted=spec.targeted, seed=spec.seed)
 
 
-_RUNNERS = {"clean": lambda model, x, y, spec: x.clone(), "pgd": _run_pgd, "cw_l2": _run_cw_l2,
-            "apgd": _run_apgd, "square": _run_square, "autoattack": _run_autoattack}
+def _run_clean(model, x, y, spec):
+    return x.clone()
+
+
+class _Dispatch(dict):
+    """method → runner. `fingerprint_by_key`: the evaluation cache fingerprints the runner a spec dispatches to
+    (`attack_code_roots`), not every runner in the table, so editing one attack does not invalidate the others."""
+
+    fingerprint_by_key = True
+
+
+_RUNNERS = _Dispatch(clean=_run_clean, pgd=_run_pgd, cw_l2=_run_cw_l2, apgd=_run_apgd, square=_run_square,
+                     autoattack=_run_autoattack)
 
 
 # --- public entry points ------------------------------------------------------------------------------------------
@@ -471,11 +617,43 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackS
         return _RUNNERS[spec.method](model, x, y, spec).detach()
 
 
-def correct_under(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec | str) -> torch.Tensor:
-    """Per example (bool, on the CPU): still classified correctly after the attack (clean: plain prediction)."""
+def _outcome(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             spec: AttackSpec) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(still correct, L2 distance or None) per example, on the CPU; see `correct_under`."""
     x_adv = run_attack(model, x, y, spec)
+    x, y = x.detach().to(x_adv.device), y.to(x_adv.device)
     with _attack_context(model):
-        return (_predict(model, x_adv) == y.to(x_adv.device)).cpu()
+        fooled = _predict(model, x_adv) != y
+    if not minimum_norm(spec):
+        return (~fooled).cpu(), None
+    distance = (x_adv - x).flatten(1).norm(dim=1).masked_fill(~fooled, math.inf).cpu()
+    return ~(distance <= spec.eps), distance
+
+
+def minimum_norm(spec: AttackSpec) -> bool:
+    """Whether `spec` is a minimum-norm attack, scored at its radius ``eps`` and reporting per-example distances."""
+    return spec.method == "cw_l2"
+
+
+def correct_under(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec | str,
+                  with_distance: bool = False):
+    """Per example (bool, on the CPU): still classified correctly after the attack (clean: plain prediction).
+
+    For a minimum-norm attack (C&W-L2) "correct" means not fooled within the L2 radius ``spec.eps``. With
+    `with_distance` returns (correct, distance): the L2 norm of the perturbation that fools each example (0 for a
+    misclassified clean image, ∞ where the attack failed), or None for attacks that are not minimum-norm.
+    """
+    spec = attack_spec(spec) if isinstance(spec, str) else spec
+    correct, distance = _outcome(model, x, y, spec)
+    return (correct, distance) if with_distance else correct
+
+
+def attack_code_roots(spec: AttackSpec) -> list:
+    """The functions that run `spec` (`_outcome` and the method's runner), as this module binds them now: the
+    evaluation cache fingerprints their source and everything they reach (`robustness.code_fingerprint`)."""
+    module = sys.modules[__name__]
+    return [module._outcome, module._RUNNERS[spec.method]]
+
 
 
 def worst_case(masks: Mapping[str, torch.Tensor]) -> torch.Tensor:

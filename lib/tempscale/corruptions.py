@@ -106,7 +106,8 @@ from .errors import InvalidSpecError
 from .vocab import Corruption
 
 CORRUPTIONS: tuple[str, ...] = tuple(c.value for c in Corruption)
-# Bump when any corruption's output changes: it enters the evaluation cache key of every generated -C result.
+# Enters the evaluation cache key of every generated -C result beside a hash of this module's source and of the
+# code `corrupt` reaches (`robustness.corruption_generator_fingerprint`): an edit recomputes even unbumped.
 GENERATOR_VERSION = 1
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),

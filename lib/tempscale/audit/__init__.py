@@ -67,6 +67,7 @@ from .checks import vanishing_gradients  # noqa: F401
 from .checks import eps_sweep            # noqa: F401
 from .checks import more_iterations      # noqa: F401
 from .checks import transfer             # noqa: F401
+from .checks import official_flags       # noqa: F401
 # isort: on
 from .checks.eps_sweep import robustness_curve
 from .checks.transfer import transfer_examples
