@@ -30,7 +30,7 @@ def test_table_has_one_row_per_tau_with_the_recorded_numbers(scraps):
     lines = readme.results_table(scraps).splitlines()
     assert len(lines) == 2 + 2
     assert "audit verdict (first 200 images)" in lines[0]
-    assert lines[2] == ("| 1 | 0.00 | 99.5 | 88.0 | 2.2 (1.2–4.0) | — | 3.7 | 0.5 (0.1–1.6) | "
+    assert lines[2] == ("| 1 | 0.00 | 99.5 | 88.0 | 2.2 (1.2–4.0) | — | 3.7 | — | 0.5 (0.1–1.6) | "
                         "no masking detected |")
     assert lines[3].startswith("| 50 | 93.04 | 99.3 |") and lines[3].endswith("| 6.0 (4.2–8.5) | suspected: black-box |")
 

@@ -29,6 +29,7 @@ COLUMNS = (
     ("PGD-20", "table_I", ("pgd20", "this run"), 1),
     ("PGD-20 at 8/255", "table_I", ("pgd20 at 8/255", "this run"), 1),
     ("C&W-L∞", "table_I", ("cw_linf", "this run"), 1),
+    ("AutoAttack", "table_attacks", ("autoattack", "this run"), 1),
     ("worst case over all L∞ attacks", "table_attacks", ("worst_case", "this run"), 1),
     ("audit verdict (first {audit_n} images)", "audit_table", ("verdict", "this run"), None),
 )

@@ -20,10 +20,11 @@ from ..runs import Run
 from ..tables import INTERVAL, side_by_side, with_intervals, write_table
 
 MAIN_ATTACKS = ["clean", "corruptions", "pgd20", "cw_linf"]           # Table I / II
-APPENDIX_ATTACKS = ["cw_l2", "apgd_ce", "square", "pgd20_targeted"]   # thesis Tables 3.9–3.12 + Sec. V-E
+APPENDIX_ATTACKS = ["cw_l2", "apgd_ce", "square", "autoattack", "pgd20_targeted"]   # Tables 3.9–3.12, Sec. V-E
 MAIN_COLUMNS = ["clean", "corruptions", "pgd20", "cw_linf"]
-ATTACK_COLUMNS = ["clean", "pgd20", "cw_linf", "cw_l2", "apgd_ce", "square", "worst_case"]
+ATTACK_COLUMNS = ["clean", "pgd20", "cw_linf", "cw_l2", "apgd_ce", "square", "autoattack", "worst_case"]
 TARGETED_COLUMNS = ["pgd20", "pgd20_targeted"]                        # Sec. V-E: untargeted vs targeted
+CW_L2_MEDIAN = "cw_l2 median L2"       # C&W-L2's median distance (the cw_l2 column: accuracy at its L2 radius)
 PAPER_EPS_COLUMN = "pgd20 at 8/255"     # PGD-20 at the paper's ε, beside a profile whose threat model differs
 CONTRAST_COLUMNS = ["pgd20", "cw_linf", "apgd_ce", "square", "worst_case"]
 PAPER_DATASETS = ("cifar10", "cifar100", "tinyimagenet")              # Table I's datasets
@@ -110,12 +111,17 @@ def write_main_table(table: pd.DataFrame, ref: PaperReference, profile: Profile)
                                f"95% Wilson intervals over images; paper = {ref}")
 
 
-def attack_table(ours: pd.DataFrame, ref: PaperReference, scale: str,
-                 intervals: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Tables 3.9–3.12: every attack and the per-example worst case (no published numbers for other datasets)."""
+def attack_table(ours: pd.DataFrame, ref: PaperReference, scale: str, intervals: pd.DataFrame | None = None,
+                 reports: Mapping[float, dict] | None = None) -> pd.DataFrame:
+    """Tables 3.9–3.12: every attack and the per-example worst case (no published numbers for other datasets),
+    plus C&W-L2's median L2 distance when `reports` hold it (failures count as ∞)."""
     published = (paper.attack_table(ref.arch, ref.dataset)
                  if ref.dataset in ATTACK_TABLE_DATASETS else None)
-    table = side_by_side(ours[[c for c in ATTACK_COLUMNS if c in ours]], published, scale)
+    columns = ours[[c for c in ATTACK_COLUMNS if c in ours]].copy()
+    medians = {tau: r["cw_l2"]["median_l2"] for tau, r in (reports or {}).items() if "median_l2" in r.get("cw_l2", {})}
+    if medians:
+        columns[CW_L2_MEDIAN] = pd.Series(medians).reindex(columns.index.astype(float)).to_numpy()
+    table = side_by_side(columns, published, scale)
     return table if intervals is None else with_intervals(table, intervals)
 
 
@@ -144,8 +150,10 @@ def write_appendix_tables(per_attack: pd.DataFrame, corruptions: pd.DataFrame, r
     """figures/table_3_9_attacks.* and figures/table_3_4_corruptions.* (the latter beside the thesis' numbers)."""
     out = figures_dir(profile.name)
     attacks = write_table(per_attack, out / "table_3_9_attacks",
-                          caption=f"Tables 3.9-3.12: accuracy (%) under each attack, {threat_model(profile)} "
-                                  f"(C&W-L2: unbounded), 95% Wilson intervals over images; paper = {ref}")
+                          caption=f"Tables 3.9-3.12: accuracy (%) under each attack, {threat_model(profile)}; "
+                                  f"cw_l2: this run at L2 radius {ATTACKS['cw_l2'].eps:g} after Carlini & Wagner's "
+                                  f"binary search over c (its median L2 distance beside it), the thesis with one "
+                                  f"fixed c = 0.01; 95% Wilson intervals over images; paper = {ref}")
     published = paper.corruption_table(ref.arch, ref.dataset)
     corr = write_table(side_by_side(corruptions, published, scale), out / "table_3_4_corruptions",
                        caption=f"Tables 3.4-3.8: accuracy (%) per corruption at severity {severity}; "
