@@ -377,3 +377,30 @@ def test_cw_l2_distance_is_zero_for_misclassified_and_infinite_for_failures(digi
                                                                        c=1e-9), with_distance=True)
     assert torch.isinf(distance[correct]).all() and correct.any()      # too small a c: not fooled, ∞, robust
     assert correct_under(model, x[:8], y[:8], "pgd20", with_distance=True)[1] is None
+
+
+class _CountingLinear(nn.Module):
+    """A linear classifier that counts the images it is shown."""
+
+    def __init__(self, dim: int, classes: int = 3):
+        super().__init__()
+        self.linear = nn.Linear(dim, classes)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.linear(x.flatten(1))
+
+
+def test_pgd_stops_attacking_examples_it_has_broken():
+    """Broken examples leave the batch: their kept iterate can no longer change, so attacking them is waste."""
+    torch.manual_seed(0)
+    model = _CountingLinear(4)
+    x = torch.rand(32, 1, 2, 2)
+    y = model(x).argmax(dim=1)
+    model.seen = 0
+    x_adv = attacks.pgd(model, x, y, eps=1.0, alpha=0.5, steps=20, random_start=False)
+    fooled = model(x_adv).argmax(dim=1) != y
+    assert fooled.all(), "a linear model falls in the whole box"
+    assert model.seen < 32 * 21 / 4, f"{model.seen} images forwarded: broken ones were attacked again"
+    assert ((x_adv - x).abs() <= 1.0 + 1e-6).all()

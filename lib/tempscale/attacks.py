@@ -372,27 +372,34 @@ def _pgd_run(model, x, y_true, labels, x_adv, eps, alpha, steps, objective, targ
 
     Kept per example: the first iterate classified as the target (targeted runs), else the first misclassified
     one, else the last. The prediction comes from the forward pass PGD does anyway: best-so-far costs one forward.
+    An example whose kept iterate can no longer change (untargeted: misclassified once; targeted: on its target
+    once) leaves the batch, as AutoAttack's attacks drop broken points: the rest is attacked alone, which is
+    where most of the time goes once a weak model is broken in a few steps.
     """
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     hit = torch.zeros_like(found)
     kept = x_adv.clone()
+    x_adv = x_adv.detach().clone()
     for step in range(steps + 1):
         last = step == steps
-        x_adv = x_adv.detach().requires_grad_(not last)
+        active = (~(hit if targeted else found)).nonzero().squeeze(1)
+        if active.numel() == 0:
+            break
+        x_active = x_adv[active].requires_grad_(not last)
         with torch.set_grad_enabled(not last):
-            logits = model(x_adv)
+            logits = model(x_active)
         pred = logits.detach().argmax(dim=1)
-        wrong = pred != y_true
-        on_target = wrong & (pred == labels) if targeted else torch.zeros_like(wrong)
-        take = (wrong & ~found & ~hit) | (on_target & ~hit)
-        kept[take] = x_adv.detach()[take]
-        found |= wrong
-        hit |= on_target
+        wrong = pred != y_true[active]
+        on_target = wrong & (pred == labels[active]) if targeted else torch.zeros_like(wrong)
+        take = (wrong & ~found[active] & ~hit[active]) | (on_target & ~hit[active])
+        kept[active[take]] = x_active.detach()[take]
+        found[active] |= wrong
+        hit[active] |= on_target
         if last:
             break
-        grad, = torch.autograd.grad(objective(logits, labels).sum(), x_adv)
-        x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
-    kept[~found] = x_adv.detach()[~found]
+        grad, = torch.autograd.grad(objective(logits, labels[active]).sum(), x_active)
+        x_adv[active] = _project(x_active.detach() + alpha * grad.sign(), x[active], eps)
+    kept[~found] = x_adv[~found]
     return kept, found
 
 
