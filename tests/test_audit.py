@@ -338,7 +338,7 @@ def test_grid_table_and_summary(plain_report, planted_report):
     overstated = planted_report.accuracy["pgd20"] - planted_report.accuracy["worst_case"]
     assert table.loc[50.0, ("overstated_pp", "this run")] == pytest.approx(overstated)
     assert table.loc[1.0, ("skipped", "this run")] == "transfer"     # no reference: shown as skipped
-    assert table.loc[50.0, ("skipped", "this run")] == "—"
+    assert table.loc[50.0, ("skipped", "this run")] == "none"
     summary = summarize(reports, published, "test scale", "quick").splitlines()
     assert summary[0] == "Scale: test scale."
     assert summary[-2].startswith("Gradient masking is suspected at τ = 50 (")

@@ -151,12 +151,12 @@ def grid_metrics(reports: Reports) -> pd.DataFrame:
 
 def verdict_table(reports: Reports, published: pd.DataFrame, scale: str) -> pd.DataFrame:
     """One row per audited τ: our accuracies beside the published ones (`PAPER_COLUMNS` of `published`), gradient
-    statistics, the verdict, and the checks that were skipped (neither flagged nor passed; "—" when none). `scale`
+    statistics, the verdict, and the checks that were skipped (neither flagged nor passed; "none" when none). `scale`
     says what "this run" was."""
     table = side_by_side(grid_metrics(reports), published[PAPER_COLUMNS], scale)
     table = table.loc[list(reports)]
     table[("verdict", "this run")] = [reports[t].verdict.replace(SUSPECTED, "suspected") for t in reports]
-    table[("skipped", "this run")] = [", ".join(reports[t].skipped) or "—" for t in reports]
+    table[("skipped", "this run")] = [", ".join(reports[t].skipped) or "none" for t in reports]
     return table
 
 
