@@ -92,7 +92,8 @@ class Attacks:
 @dataclass(frozen=True)
 class Audit:
     """The gradient-masking audit (notebook 10): its budgets, and the thresholds that decide a verdict, in percentage
-    points (pp) of the audited examples."""
+    points (pp) of the audited examples; every comparison must also pass an exact one-sided test at `significance`
+    (the rule: ``tempscale.audit``'s "Definitions")."""
 
     n: int | None = knob(None, "examples audited, the first n (None: the profile's n_eval)")
     eps: float = knob(8 / 255, "the threat model the paper reports (L∞)")
@@ -108,13 +109,15 @@ class Audit:
     curve_losses: tuple[str, ...] = knob(("ce", "margin", "dlr", "rescaled"), "PGD losses swept over the ε grid")
     unbounded_steps: int = knob(100, "steps of the unbounded (ε = 1) CE attack from the clean image")
     tiny_grad: float = knob(1e-30, "a 'vanishing' input gradient: max |∂L/∂x| below this")
-    black_box_pp: float = knob(0.2, "Square may break this much beyond the white-box attacks (AutoAttack's rule)")
-    scale_pp: float = knob(2.0, "a scale-invariant attack this far below PGD-20 on CE flags")
+    targets: int = knob(3, "black-box's targeted attacks: margin PGD towards each of the k likeliest wrong classes")
+    black_box_pp: float = knob(0.2, "Square may break this much beyond the white-box set (AutoAttack's rule)")
+    scale_pp: float = knob(2.0, "a scale-invariant attack this far below its CE twin (same budget) flags")
     iterations_pp: float = knob(5.0, "more steps or restarts lowering accuracy this much flags (not converged)")
-    transfer_pp: float = knob(2.0, "transfer from the τ = 1 model beating white-box by this much flags")
+    transfer_pp: float = knob(2.0, "transfer from the reference beating PGD-20/APGD-CE by this much flags")
     vanishing_pp: float = knob(1.0, "this % of correct inputs with vanishing gradients flags")
-    unbounded_pp: float = knob(1.0, "the unbounded attack may leave at most this % correct")
-    min_examples: int = knob(2, "a gap must also span this many examples (black-box, vanishing: 1)")
+    unbounded_pp: float = knob(1.0, "the unbounded attack may leave this % correct (tolerated rate, tested at α)")
+    noise_pp: float = knob(1.0, "noise alone must break this % at some ε before 'PGD ≈ noise' is judged")
+    significance: float = knob(0.05, "α of the exact one-sided tests (McNemar, binomial) every comparison must pass")
     seed: int = knob(0, "attack seed")
     trims: frozenset[str] = knob(frozenset(), "fields that cut the profile's own budgets (full=True restores them)")
 

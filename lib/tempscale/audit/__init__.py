@@ -29,7 +29,22 @@ Definitions, so the numbers can be checked:
 * Every attack follows `tempscale.attacks`' conventions (a misclassified clean input is never robust; best-so-far
   iterates), and every result that fits an `AttackSpec` goes through `tempscale.robustness.evaluate`, cached per
   batch under `cache_dir` (the run's ``evals/`` folder): a rerun does not attack again. Attacks that only need the
-  examples an earlier attack left robust (larger ε, more steps, restarts) run on those examples only.
+  examples an earlier attack left robust (larger ε, more steps, restarts, targeted attacks) run on those examples
+  only; the unbounded attack and the noise baseline run on every example. Exceptions: the transfer check's images
+  are the reference attack's final iterates, and the targeted attacks are memoised in the process only.
+* *Significance* (small n must not decide a verdict by one example), α = `AuditBudget.significance` (0.05):
+  - attack A *breaks more than* attack B on the same examples (scale-invariant, more-iterations, transfer, the
+    noise baseline of eps-sweep) when A's accuracy is more than the check's pp threshold below B's AND the exact
+    one-sided McNemar test on the discordant examples is significant: with a = #broken by A only and b = #broken by
+    B only, p = P(Binomial(a + b, ½) ≥ a) < α (`checks.base.stronger`); several pairs in one check share α
+    (Bonferroni);
+  - a count that should be ≈ 0 (Square's breaks beyond the white-box set, the unbounded attack's survivors, CE-PGD
+    above chance at the largest ε) *exceeds* its tolerated rate p0 (the check's pp / 100, or chance) when it is
+    above p0·n AND P(Binomial(n, p0) ≥ count) < α (`checks.base.above_rate`); at p0 = 0.2% that takes ≥ 3 examples
+    of 200 and ≥ 2 of 64;
+  - vanishing-gradients measures a share, not a difference: more than `vanishing_pp` % of the correct inputs.
+* *skipped*: a check that cannot run (transfer without a reference, or with a reference that has the audited
+  model's weights) neither flags nor passes; reports list it under ``skipped`` and the verdict table shows it.
 
 Budgets (steps, Square queries, ε grid, n) come from a profile (`AuditBudget.from_profile`): ``smoke`` for the tests,
 ``quick`` with the profile's eval set and attack budgets trimmed (`Audit.trims`) so that a CPU audits the whole τ grid,
@@ -126,9 +141,10 @@ def reference_for(run: Run) -> tuple[Run | None, str | None]:
 
 def audit_grid(runs: Mapping[float, Run], x: torch.Tensor, y: torch.Tensor, budget: BudgetLike,
                log: Callable[[str], None] | None = print) -> dict[float, AuditReport]:
-    """One report per τ of a grid of runs, on the same (x, y). The transfer reference is the grid's τ = 1 run (used
-    for every τ, itself included), else the stored τ = 1 run with the grid's settings. Attack results are cached
-    under each run's ``evals/`` folder. `log` gets one line per model (verdict and seconds)."""
+    """One report per τ of a grid of runs, on the same (x, y). The transfer reference is the grid's τ = 1 run, else
+    the stored τ = 1 run with the grid's settings; the τ = 1 model's own transfer check is skipped (same weights).
+    Attack results are cached under each run's ``evals/`` folder. `log` gets one line per model (verdict and
+    seconds)."""
     log = log or (lambda line: None)
     if 1.0 in runs:
         reference, note = runs[1.0], None

@@ -2,7 +2,8 @@
 
 Every value (budgets, trims and thresholds, each with its comment) lives in the profile tree
 (`tempscale.profiles.Audit`); `AuditBudget` is one profile's section resolved to numbers. Thresholds are in
-percentage points (pp) of the audited examples; "≥ k pp" also requires at least `AuditBudget.min_examples` examples.
+percentage points (pp) of the audited examples; a comparison also needs p < `AuditBudget.significance` in an exact
+one-sided test (`checks.base.stronger` / `above_rate`).
 """
 from __future__ import annotations
 
@@ -42,13 +43,15 @@ class AuditBudget:
     curve_losses: tuple[str, ...]
     unbounded_steps: int
     tiny_grad: float
+    targets: int
     black_box_pp: float
     scale_pp: float
     iterations_pp: float
     transfer_pp: float
     vanishing_pp: float
     unbounded_pp: float
-    min_examples: int
+    noise_pp: float
+    significance: float
     seed: int
 
     def __post_init__(self) -> None:
@@ -62,6 +65,10 @@ class AuditBudget:
         for name in ("pgd_steps", "long_steps", "restarts", "apgd_steps", "square_queries", "unbounded_steps"):
             if getattr(self, name) < 1:
                 raise InvalidSpecError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.targets < 0:
+            raise InvalidSpecError(f"targets must be >= 0 (0: no targeted attacks), got {self.targets}")
+        if not 0 < self.significance < 1:
+            raise InvalidSpecError(f"significance must be in (0, 1), got {self.significance}")
 
     def to_dict(self) -> dict:
         return _jsonable(dataclasses.asdict(self))

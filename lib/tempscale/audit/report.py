@@ -27,17 +27,23 @@ class CheckResult:
     """One check: whether it flags gradient masking, the numbers behind it and a sentence made from them.
 
     `per_example` keeps the tensors a check computed per example (e.g. logit margins) for figures; it is not part of
-    `to_dict()`, which holds numbers only."""
+    `to_dict()`, which holds numbers only. `skipped`: the check could not run (e.g. transfer without a distinct
+    reference model); it neither flags nor passes."""
 
     name: str
     flagged: bool
     numbers: dict
     explanation: str
     per_example: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else "flagged" if self.flagged else "passed"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "flagged": bool(self.flagged), "numbers": _jsonable(self.numbers),
-                "explanation": self.explanation}
+        return {"name": self.name, "flagged": bool(self.flagged), "skipped": bool(self.skipped),
+                "status": self.status, "numbers": _jsonable(self.numbers), "explanation": self.explanation}
 
 
 @dataclass
@@ -57,6 +63,11 @@ class AuditReport:
         return [check.name for check in self.checks if check.flagged]
 
     @property
+    def skipped(self) -> list[str]:
+        """Checks that could not run: neither flagged nor passed."""
+        return [check.name for check in self.checks if check.skipped]
+
+    @property
     def suspected(self) -> bool:
         return bool(self.flagged)
 
@@ -71,14 +82,17 @@ class AuditReport:
         raise KeyError(f"check {name!r} was not run; ran {[c.name for c in self.checks]}")
 
     def to_frame(self) -> pd.DataFrame:
-        """The evidence table: one row per check (flagged, the sentence with its numbers)."""
-        rows = [{"check": c.name, "flagged": c.flagged, "evidence": c.explanation} for c in self.checks]
-        frame = pd.DataFrame(rows, columns=["check", "flagged", "evidence"]).set_index("check")
+        """The evidence table: one row per check (flagged, status: flagged / passed / skipped, the sentence with its
+        numbers)."""
+        rows = [{"check": c.name, "flagged": bool(c.flagged), "status": c.status, "evidence": c.explanation}
+                for c in self.checks]
+        frame = pd.DataFrame(rows, columns=["check", "flagged", "status", "evidence"]).set_index("check")
         frame.attrs["verdict"] = self.verdict
         return frame
 
     def to_dict(self) -> dict:
         return _jsonable({"verdict": self.verdict, "suspected": self.suspected, "flagged": self.flagged,
+                          "skipped": self.skipped,
                           "tau_train": self.tau_train, "n": self.n, "accuracy": self.accuracy,
                           "checks": {c.name: c.to_dict() for c in self.checks}, "budget": self.budget.to_dict(),
                           "elapsed_s": self.elapsed_s, "notes": self.notes})
@@ -137,17 +151,19 @@ def grid_metrics(reports: Reports) -> pd.DataFrame:
 
 def verdict_table(reports: Reports, published: pd.DataFrame, scale: str) -> pd.DataFrame:
     """One row per audited τ: our accuracies beside the published ones (`PAPER_COLUMNS` of `published`), gradient
-    statistics and the verdict. `scale` says what "this run" was."""
+    statistics, the verdict, and the checks that were skipped (neither flagged nor passed; "none" when none). `scale`
+    says what "this run" was."""
     table = side_by_side(grid_metrics(reports), published[PAPER_COLUMNS], scale)
     table = table.loc[list(reports)]
     table[("verdict", "this run")] = [reports[t].verdict.replace(SUSPECTED, "suspected") for t in reports]
+    table[("skipped", "this run")] = [", ".join(reports[t].skipped) or "none" for t in reports]
     return table
 
 
 def summarize(reports: Reports, published: pd.DataFrame, scale: str, profile_name: str) -> str:
     """The conclusions, one sentence per line, generated from the numbers (nothing hard-coded): whether PGD-20
     accuracy rises with τ, whether the rise survives the stronger attacks, the zero-gradient mechanism, and which
-    checks flag which models. Compares τ = 1 (else the lowest τ) with the highest τ."""
+    checks flag which models and which were skipped. Compares τ = 1 (else the lowest τ) with the highest τ."""
     ours, grads = grid_metrics(reports), grid_gradients(reports)
     taus = sorted(reports)
     low, high = (1.0 if 1.0 in reports else taus[0]), taus[-1]
@@ -166,6 +182,10 @@ def summarize(reports: Reports, published: pd.DataFrame, scale: str, profile_nam
              f"classified inputs at τ = {high:g} (τ = {low:g}: {grads.loc[low, 'zero_grad_pct']:.1f}%), with a "
              f"median logit margin of {grads.loc[high, 'margin_median']:.0f} "
              f"(τ = {low:g}: {grads.loc[low, 'margin_median']:.1f})."]
+    skipped = {t: reports[t].skipped for t in taus if reports[t].skipped}
+    if skipped:
+        lines.append("Skipped (neither flagged nor passed): " + "; ".join(
+            f"{', '.join(names)} at τ = {t:g}" for t, names in skipped.items()) + ".")
     flagged = {t: reports[t].flagged for t in taus if reports[t].suspected}
     if flagged:
         lines.append("Gradient masking is suspected at " + "; ".join(

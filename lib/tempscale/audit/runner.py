@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from pathlib import Path
+
 import torch
 import torch.nn as nn
 
-from ..attacks import AttackSpec, attack_spec
+from ..attacks import AttackSpec, attack_spec, pgd
 from ..errors import InvalidSpecError
 from ..inference import batched_logits, model_device
-from ..robustness import evaluate
+from ..robustness import batch_seed, evaluate
 from .budget import BudgetLike, resolve_budget
 
 
@@ -41,8 +43,9 @@ class AttackRunner:
     none) and the cache folder. Standalone attacks (``among=None``) run on the whole set through
     `robustness.evaluate` with the registered specs, so they share the run store's cache with the robustness
     notebook. ``among`` restricts an attack to the examples of a mask (e.g. PGD-20's survivors); the returned mask is
-    then ``among & survived``. ``scale`` attacks `ScaledLogits(model, scale)`. Every L∞-ball result at the audit's ε
-    that gets a label is remembered in `linf`, for the overall worst case.
+    then ``among & survived``. ``scale`` attacks `ScaledLogits(model, scale)`. Targeted attacks (`targeted`) call
+    `tempscale.attacks.pgd` directly. Every L∞-ball result at the audit's ε that gets a label is remembered in
+    `linf`, for the overall worst case.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -109,9 +112,44 @@ class AttackRunner:
     def named(self, name: str) -> torch.Tensor:
         return self.robust(self.spec(name), label=name)
 
-    def white_box(self) -> torch.Tensor:
-        """Per-example best of the paper's white-box attacks: PGD-20 and APGD-CE (both on CE at τ = 1)."""
+    def paper_attacks(self) -> torch.Tensor:
+        """Per-example best of the paper's white-box attacks on CE at τ = 1: PGD-20 and APGD-CE."""
         return self.named("pgd20") & self.named("apgd_ce")
+
+    def white_box(self) -> torch.Tensor:
+        """Per-example best of every white-box attack, the set AutoAttack's Square rule assumes: PGD-20, APGD-CE,
+        APGD-DLR, C&W-L∞ (margin) and the targeted attacks (`targeted`, on the examples the others left)."""
+        untargeted = self.paper_attacks() & self.named("apgd_dlr") & self.named("cw_linf")
+        return untargeted & self.targeted(untargeted)
+
+    def target_classes(self) -> torch.Tensor:
+        """Per example, the `budget.targets` wrong classes with the largest clean logits, most likely first."""
+        k = min(self.budget.targets, self.num_classes - 1)
+        wrong = self.logits.masked_fill(nn.functional.one_hot(self.y, self.num_classes).bool(), float("-inf"))
+        return wrong.argsort(dim=1, descending=True)[:, :k]
+
+    def targeted(self, among: torch.Tensor) -> torch.Tensor:
+        """Per-example mask: correct after targeted PGD on the C&W margin (PGD-20's ε, step and steps, random start)
+        towards each of `target_classes`, run on the examples of `among` only (AutoAttack's APGD-T likewise takes
+        the top wrong classes). Batch seeds follow `robustness.evaluate`; memoised per process, not cached on disk
+        (an `AttackSpec` cannot name per-example targets)."""
+        b, alive = self.budget, among.cpu().bool() & self.clean
+        key = ("targeted", b.targets, b.eps, b.alpha, b.pgd_steps, b.seed,
+               hashlib.sha256(alive.numpy().tobytes()).hexdigest())
+        if key in self._memo:
+            return self._memo[key]
+        began, device, targets = time.perf_counter(), model_device(self.model), self.target_classes()
+        for rank in range(targets.shape[1]):
+            idx = alive.nonzero().squeeze(1)
+            for start in range(0, idx.numel(), self.batch_size):
+                rows = idx[start:start + self.batch_size]
+                x_adv = pgd(self.model, self.x[rows].to(device), self.y[rows].to(device), eps=b.eps, alpha=b.alpha,
+                            steps=b.pgd_steps, loss="margin", random_start=True, targeted=True,
+                            target=targets[rows, rank].to(device), seed=batch_seed(b.seed + rank + 1, start))
+                alive[rows] = batched_logits(self.model, x_adv, self.batch_size).argmax(dim=1) == self.y[rows]
+        self.attack_seconds += time.perf_counter() - began
+        self._memo[key] = alive
+        return alive
 
     def pgd_spec(self, eps: float, loss: str = "ce", steps: int | None = None, restarts: int = 1,
                  random_start: bool = True, alpha: float | None = None, name: str | None = None) -> AttackSpec:

@@ -42,7 +42,8 @@ def _tau_axis(ax: plt.Axes, reports: Reports) -> np.ndarray:
 
 
 def plot_robustness_vs_eps(reports: Reports, profile: Profile) -> plt.Figure:
-    """Robust accuracy vs ε, one panel per PGD loss of the eps-sweep check, one line per τ; dotted: chance."""
+    """Robust accuracy vs ε, one panel per PGD loss of the eps-sweep check, one line per τ; dotted: chance. The CE
+    panel also shows the noise-only baseline per τ (dashed, thin): PGD's random start without a gradient step."""
     first = _first(reports)
     losses = list(first.budget.curve_losses)
     chance = first.check("eps-sweep").numbers["chance"]
@@ -53,8 +54,12 @@ def plot_robustness_vs_eps(reports: Reports, profile: Profile) -> plt.Figure:
             curve = report.check("eps-sweep").numbers["curves"][loss]
             eps = [float(k.split("/")[0]) for k in curve]
             ax.plot(eps, list(curve.values()), marker="o", color=tau_color(tau), label=tau_label(tau))
+            noise = report.check("eps-sweep").numbers.get("noise")
+            if loss == "ce" and noise:
+                ax.plot(eps, [noise[k] for k in curve], ls="--", lw=0.9, color=tau_color(tau))
         ax.axhline(chance, color="0.5", ls=":", lw=1.2)
-        ax.set(xscale="log", xlabel="ε (/255)", title=LOSS_TITLES[loss])
+        ax.set(xscale="log", xlabel="ε (/255)",
+               title=LOSS_TITLES[loss] + ("\n(dashed: noise only)" if loss == "ce" else ""))
         ax.set_xticks(eps, [f"{e:g}" for e in eps])
     axes[0].set_ylabel("robust accuracy (%)")
     axes[-1].legend(fontsize=9, ncol=2)

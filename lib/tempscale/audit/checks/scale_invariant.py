@@ -1,15 +1,23 @@
-"""``scale-invariant``: APGD-DLR, PGD on the C&W margin (cw_linf) and PGD-20 on logits rescaled by 1/τ_train and by
-1/std(z) (a searched scale), vs PGD-20 on CE at τ = 1.
+"""``scale-invariant``: each scale-invariant attack vs its cross-entropy twin at the same budget.
 
-Multiplying the logits by a constant changes no prediction, so an honest model loses nothing to these attacks that
-PGD on CE did not already find. Flagged when any is ≥ `AuditBudget.scale_pp` below PGD-20 on CE.
+Multiplying the logits by a constant changes no prediction, so on an honest model a scale-invariant loss finds
+nothing that CE, given the same attack and steps, does not. The pairs (A vs B, same algorithm, steps and seed):
+
+* APGD-DLR vs APGD-CE (`AuditBudget.apgd_steps` each);
+* C&W-L∞ (PGD on the margin) vs PGD-20 on CE (`AuditBudget.pgd_steps` each);
+* PGD-20 on CE of the logits rescaled by 1/τ_train and by 1/std(z) (each scale) vs PGD-20 on CE.
+
+Comparing APGD-DLR with PGD-20 would confound the loss with the budget: on a healthy model APGD's extra steps alone
+beat PGD-20. A pair says "A stronger" when A's accuracy is more than `AuditBudget.scale_pp` below B's and the exact
+one-sided McNemar test on the discordant examples gives p < α/k (`base.stronger`; α = `AuditBudget.significance`,
+Bonferroni over the k pairs). Flagged when any pair does.
 """
 from __future__ import annotations
 
 from ...attacks import worst_case
 from ..report import CheckResult
 from ..runner import AttackRunner
-from .base import Check, exceeds, pct, register_check
+from .base import Check, pct, register_check, stronger
 
 
 @register_check
@@ -18,30 +26,38 @@ class ScaleInvariant(Check):
 
     def run(self, runner: AttackRunner) -> CheckResult:
         r, b = runner, runner.budget
-        pgd = r.named("pgd20")
+        pgd, apgd_ce = r.named("pgd20"), r.named("apgd_ce")
         attacks = {"apgd_dlr": r.named("apgd_dlr"), "cw_linf": r.named("cw_linf")}
+        twins = {"apgd_dlr": "apgd_ce", "cw_linf": "pgd20"}
         scales = r.rescale_candidates()
         rescaled = {}
         for label, scale in scales.items():
             mask = r.robust(r.pgd_spec(b.eps, name="pgd20_rescaled"), scale=scale, label=f"pgd20 z*{label}")
-            rescaled[label] = mask
-            attacks[f"pgd20_rescaled_{label.replace('/', '_')}"] = mask
+            rescaled[label] = attacks[f"pgd20_rescaled_{label.replace('/', '_')}"] = mask
+            twins[f"pgd20_rescaled_{label.replace('/', '_')}"] = "pgd20"
+        baselines = {"pgd20": pgd, "apgd_ce": apgd_ce}
+        alpha = b.significance / len(twins)
+        pairs = {name: {"vs": twins[name], **stronger(attacks[name], baselines[twins[name]], r.n, b.scale_pp, alpha)}
+                 for name in twins}
+        below = [name for name, pair in pairs.items() if pair["stronger"]]
+        flagged = bool(below)
         if rescaled:
             attacks["pgd20_rescaled_best"] = worst_case(rescaled)
-        gaps = {name: int(mask.sum()) - int(pgd.sum()) for name, mask in attacks.items()}   # < 0: below PGD-20
-        below = {name: -gap for name, gap in gaps.items() if exceeds(-gap, r.n, b.scale_pp, b.min_examples)}
-        flagged = bool(below)
         best_name = min(attacks, key=lambda k: int(attacks[k].sum()))
-        numbers = {"clean": pct(r.clean), "pgd20": pct(pgd), **{k: pct(v) for k, v in attacks.items()},
-                   "scales": scales, "gap_pp": {k: pct(-g / r.n) for k, g in gaps.items()},
-                   "only_broken_by_scale_invariant": int((pgd & ~worst_case(attacks)).sum()),
-                   "best_attack": best_name, "threshold_pp": b.scale_pp}
+        numbers = {"clean": pct(r.clean), "pgd20": pct(pgd), "apgd_ce": pct(apgd_ce),
+                   **{k: pct(v) for k, v in attacks.items()}, "scales": scales, "pairs": pairs,
+                   "gap_pp": {k: pair["gap_pp"] for k, pair in pairs.items()},
+                   "only_broken_by_scale_invariant": int((pgd & apgd_ce & ~worst_case(attacks)).sum()),
+                   "best_attack": best_name, "threshold_pp": b.scale_pp, "significance": b.significance,
+                   "pair_significance": alpha}
         scale_text = ", ".join(f"{k} = {v:.3g}" for k, v in scales.items()) or "none (scale ≈ 1)"
-        explanation = (f"PGD-20 on CE leaves {pct(pgd):.1f}%; scale-invariant attacks leave "
-                       f"APGD-DLR {pct(attacks['apgd_dlr']):.1f}%, C&W margin {pct(attacks['cw_linf']):.1f}%"
-                       + (f", CE on rescaled logits {pct(attacks['pgd20_rescaled_best']):.1f}% (scales {scale_text})"
-                          if rescaled else "")
-                       + (f" — {', '.join(below)} ≥ {b.scale_pp} pp below PGD-20: the CE gradient at τ = 1 is what "
-                          f"stops PGD, not the model." if flagged else
-                          f"; none is {b.scale_pp} pp below PGD-20."))
+        explanation = (f"At equal budgets: APGD-DLR {pct(attacks['apgd_dlr']):.1f}% vs APGD-CE {pct(apgd_ce):.1f}%, "
+                       f"C&W margin {pct(attacks['cw_linf']):.1f}% vs PGD-20 on CE {pct(pgd):.1f}%"
+                       + (f", CE on rescaled logits {pct(attacks['pgd20_rescaled_best']):.1f}% (best of scales "
+                          f"{scale_text}) vs PGD-20" if rescaled else "")
+                       + (f" — {', '.join(f'{k} below ' + pairs[k]['vs'] for k in below)} by > {b.scale_pp} pp "
+                          f"(McNemar p < {alpha:.2g}): the CE gradient at τ = 1 stops the attack, not the model."
+                          if flagged else
+                          f"; no scale-invariant attack is > {b.scale_pp} pp below its CE twin with McNemar "
+                          f"p < {alpha:.2g}."))
         return CheckResult(self.name, flagged, numbers, explanation)

@@ -3,7 +3,8 @@
 Reports the fraction of exactly zero and of vanishing gradients (max |∂L/∂x| < `AuditBudget.tiny_grad`), the softmax
 saturation behind them (max softmax probability == 1.0 in float32) and the logit margins z_y − max_{j≠y} z_j against
 `SATURATION_MARGIN` and `UNDERFLOW_MARGIN`. Flagged when more than `AuditBudget.vanishing_pp` % of those inputs have
-vanishing gradients: gradient-based attacks cannot start from them.
+vanishing gradients: gradient-based attacks cannot start from them. This is a measured share, exact per input, not a
+comparison of two attacks, so no significance test applies (`base.exceeds`, at least one input).
 """
 from __future__ import annotations
 
