@@ -47,8 +47,8 @@ Definitions, so the numbers can be checked:
   model's weights) neither flags nor passes; reports list it under ``skipped`` and the verdict table shows it.
 
 Budgets (steps, Square queries, ε grid, n) come from a profile (`AuditBudget.from_profile`): ``smoke`` for the tests,
-``quick`` with the profile's eval set and attack budgets trimmed (`Audit.trims`) so that a CPU audits the whole τ grid,
-``paper`` with the profile's full AutoAttack-scale budgets.
+``quick`` on the profile's eval set, threat model and attack budgets (the DLR curve over ε trimmed: `Audit.trims`)
+so that a CPU audits the whole τ grid, ``paper`` with the profile's full AutoAttack-scale budgets.
 
 Public API: `audit` → `AuditReport` (``verdict``, ``flagged``, ``accuracy``, ``to_frame()``, ``to_dict()``),
 `audit_grid` (one report per τ), `audit_run` (the CLI's JSON), `verdict_table` / `summarize` (notebook 10's table and

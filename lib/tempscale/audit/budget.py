@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..attacks import ATTACKS
+from ..attacks import ATTACKS, attack_spec
 from ..errors import InvalidSpecError
 from ..profiles import Profile, get_profile
 from .report import _jsonable
@@ -76,15 +76,15 @@ class AuditBudget:
     @classmethod
     def from_profile(cls, profile: Profile | str, full: bool = False, **overrides: Any) -> AuditBudget:
         """The profile's audit section (`full`: without its trims), with what it leaves open taken from the
-        profile: n from ``n_eval``, APGD steps and Square's budget from its attack budgets (the same specs as the
-        robustness notebook, so its cached results are reused); then `overrides`."""
+        profile: n from ``n_eval``, ε and the PGD step from its threat model, APGD steps and Square's budget from its
+        attack budgets (the same specs as the robustness notebook, so its cached results are reused); then
+        `overrides`."""
         profile = get_profile(profile)
         fields = profile.audit.resolved(full)
-        budgets = profile.attacks.budgets
-        own = dict(n=profile.n_eval,
-                   apgd_steps=budgets.get("apgd_ce", {}).get("steps", ATTACKS["apgd_ce"].steps),
-                   square_queries=budgets.get("square", {}).get("n_queries", ATTACKS["square"].n_queries),
-                   square_p_init=budgets.get("square", {}).get("p_init", ATTACKS["square"].p_init))
+        pgd20, apgd, square = (attack_spec(name, **profile.attacks.changes(name, ATTACKS[name]))
+                               for name in ("pgd20", "apgd_ce", "square"))
+        own = dict(n=profile.n_eval, eps=pgd20.eps, alpha=pgd20.alpha, apgd_steps=apgd.steps,
+                   square_queries=square.n_queries, square_p_init=square.p_init)
         fields.update({k: v for k, v in own.items() if fields[k] is None})
         unknown = set(overrides) - set(fields)
         if unknown:
