@@ -196,6 +196,24 @@ def test_make_optimizer_follows_the_spec():
 
 # --- the fast path: device-resident data, batched augmentation, CUDA settings ---------------------------------------
 
+def _reference_augment(x, mode, generator):
+    """The trainer's per-batch augmentation before the fast path, kept verbatim as the numbers to match."""
+    if mode == "none":
+        return x
+    b, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if mode == "crop+flip":
+        flip = torch.rand(b, generator=generator) < 0.5
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    return out
+
+
 @pytest.mark.parametrize("mode", ["none", "crop", "crop+flip"])
 def test_epoch_batches_equal_the_per_batch_path_bit_for_bit(mode):
     """The device path (uint8 images indexed, cropped and flipped in place, one plan per epoch) yields exactly the
@@ -210,12 +228,15 @@ def test_epoch_batches_equal_the_per_batch_path_bit_for_bit(mode):
     indices = torch.arange(5, 70)
     reference_gen, device_gen = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
     order = indices[torch.randperm(len(indices), generator=reference_gen)]
-    reference = [(augment(x, mode, reference_gen), y) for x, y in iterate_batches(data, order, 32)]
+    reference = [(_reference_augment(x, mode, reference_gen), y) for x, y in iterate_batches(data, order, 32)]
     fast = list(epoch_batches(data, indices, spec, device_gen, torch.device("cpu")))
     assert len(fast) == len(reference) == 3
     for (x_ref, y_ref), (x, y) in zip(reference, fast):
         assert torch.equal(x, x_ref) and torch.equal(y, y_ref) and x.dtype == torch.float32
     assert torch.equal(torch.rand(4, generator=reference_gen), torch.rand(4, generator=device_gen))  # same draws
+    x, _ = data.batch(torch.arange(32))
+    assert torch.equal(augment(x, mode, torch.Generator().manual_seed(5)),
+                       _reference_augment(x, mode, torch.Generator().manual_seed(5)))
 
 
 def test_provenance_records_the_fast_path_and_determinism_flags(tmp_path):

@@ -208,6 +208,8 @@ def sweep_specs_from_args(args):
 def cmd_sweep(args) -> dict:
     check_count(args.n_eval, "--n-eval")
     profile, specs = sweep_specs_from_args(args)
+    if args.executor != "slurm":   # a login node has no GPU; SLURM jobs check their device where they run
+        check_device(args.device)
     root = Path(args.runs_dir) if args.runs_dir else runs_dir()
     check_runs_dir(root)
     if args.status:

@@ -29,7 +29,9 @@ from typing import Any, Iterable
 
 import submitit
 
+from .audit import audit_run
 from .errors import InvalidSpecError
+from .evaluation import evaluate_run
 from .io import atomic_write_json
 from .models import resolve_init
 from .profiles import Profile, get_profile
@@ -59,14 +61,10 @@ class RunJob(submitit.helpers.Checkpointable):
         run = get_or_train(RunSpec.from_dict(spec), runs_dir=runs_dir, data_dir=data_dir, device=device,
                            progress=False, compile_model=compile_model)
         if stage == "eval":
-            from .evaluation import evaluate_run
-
             results = evaluate_run(run, list(attacks), profile=get_profile(profile), n_eval=n_eval,
                                    data_dir=data_dir, device=device)
             return {"run_dir": str(run.dir), "attacks": {k: v.get("accuracy") for k, v in results.items()}}
         if stage == "audit":
-            from .audit import audit_run
-
             report = audit_run(run, profile=profile, n_eval=n_eval, data_dir=data_dir, device=device)
             return {"run_dir": str(run.dir), "audit": report}
         return {"run_dir": str(run.dir), "clean_acc": run.result["clean_acc"]}

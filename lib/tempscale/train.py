@@ -129,18 +129,12 @@ def augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Ten
     from `generator` (the per-batch path for file-backed sets; `EpochPlan` draws the same numbers up front)."""
     if mode == "none":
         return x
-    b, _, h, w = x.shape
+    b, _, h, _ = x.shape
     pad = crop_padding(h)
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-    out = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    if mode == "crop+flip":
-        flip = torch.rand(b, generator=generator) < 0.5
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    return out
+    flip = torch.rand(b, generator=generator) < 0.5 if mode == "crop+flip" else None
+    return crop_flip(x, dy, dx, flip, pad)
 
 
 @dataclass(frozen=True)
