@@ -62,3 +62,41 @@ def test_eval_maps_each_attack_to_accuracy_and_count(tmp_path):
 def test_eval_unknown_attack_is_one_line(tmp_path):
     out = _cli("eval", "--profile", "smoke", "--epochs", "1", "--attacks", "clean,fgsm9", "--quiet", runs_dir=tmp_path)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "fgsm9" in out.stderr
+
+
+def _spec_for(*args):
+    from tempscale.cli import build_parser, spec_from_args
+
+    return spec_from_args(build_parser().parse_args(["train", *args]))[1]
+
+
+def test_another_arch_of_the_same_family_keeps_the_profile_recipe(capsys):
+    spec = _spec_for("--profile", "quick", "--arch", "resnet20")
+    quick = _spec_for("--profile", "quick")
+    assert spec.arch == "resnet20" and spec.optimizer == "adam"
+    assert {k: v for k, v in spec.to_dict().items() if k != "arch"} == \
+        {k: v for k, v in quick.to_dict().items() if k != "arch"}
+    assert capsys.readouterr().err == ""
+
+
+def test_an_arch_of_another_family_switches_recipe_and_says_so_in_one_line(capsys):
+    spec = _spec_for("--profile", "quick", "--arch", "vit_small_patch16_224", "--epochs", "2")
+    assert spec.optimizer == "adam" and spec.lr == 1e-4 and spec.batch_size == 64 and spec.epochs == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vit recipe" in err[0] and "quick" in err[0]
+
+
+def test_optimizer_flag_overrides_the_recipe(tmp_path):
+    assert _spec_for("--profile", "quick", "--optimizer", "sgd").optimizer == "sgd"
+    assert _spec_for("--profile", "paper", "--optimizer", "adam").optimizer == "adam"
+    out = _cli("train", "--profile", "smoke", "--optimizer", "rmsprop", runs_dir=tmp_path)
+    assert out.returncode == 2 and "invalid choice" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_profiles_estimate_prints_flops_and_gpu_hours():
+    out = subprocess.run([sys.executable, "-m", "tempscale", "profiles", "--estimate"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    paper = [line for line in out.stdout.splitlines() if line.startswith("paper:")]
+    assert len(paper) == 1 and "54 training runs" in paper[0] and "GPU-h" in paper[0]
+    assert "cifar10 resnet50 at 32px" in out.stdout and "tinyimagenet vit_small_patch16_224" in out.stdout

@@ -38,7 +38,7 @@ from tempscale.inference import check_device
 from tempscale.io import is_verified, load_verified, read_json_verified, sidecar_path
 from tempscale.profiles import get_profile
 from tempscale.robustness import CacheWarning, evaluate
-from tempscale.runs import Run, RunCheckpoint, get_or_train, list_runs, train_run
+from tempscale.runs import Run, RunCheckpoint, RunLock, get_or_train, list_runs, train_run
 from tempscale.spec import RunSpec
 from tempscale.train import StopTraining
 
@@ -704,11 +704,9 @@ def test_fault_waiting_on_a_lock_says_who_holds_it(tmp_path, capsys):
     import threading
     import time
 
-    from filelock import FileLock
-
     run = Run(tiny_spec(epochs=1), tmp_path)
     tmp_path.mkdir(exist_ok=True)
-    lock = FileLock(str(run.lock_path))
+    lock = RunLock(run).lock  # the lock get_or_train takes
     lock.acquire()
     run.lock_owner_path.write_text(json.dumps({"pid": 4242, "host": "node7", "since": "2026-01-01T00:00:00"}))
     worker = threading.Thread(target=get_or_train, args=(run.spec,), kwargs=dict(runs_dir=tmp_path, progress=False))

@@ -12,7 +12,7 @@ from tempscale.errors import CorruptCheckpointError, InvalidSpecError
 from tempscale.io import load_verified, read_json_verified
 from tempscale.models import build_model
 from tempscale.profiles import get_profile
-from tempscale.runs import Run, get_or_train, list_runs, train_run
+from tempscale.runs import Run, RunLock, get_or_train, list_runs, train_run
 from tempscale.train import StopTraining, augment, build_for_spec, count_errors, fit, make_optimizer
 
 SMOKE = get_profile("smoke")
@@ -97,12 +97,10 @@ def test_divergence_is_recorded_not_raised(tmp_path):
 
 
 def test_second_process_waits_for_the_lock(tmp_path):
-    from filelock import FileLock
-
     spec = _spec(epochs=1).replace(init="scratch")
     run = Run(spec, tmp_path)
     tmp_path.mkdir(exist_ok=True)
-    lock = FileLock(str(run.lock_path))
+    lock = RunLock(run).lock  # the lock get_or_train takes
     lock.acquire()
     worker = threading.Thread(target=get_or_train, args=(spec,), kwargs=dict(runs_dir=tmp_path, progress=False))
     worker.start()
@@ -194,3 +192,93 @@ def test_make_optimizer_follows_the_spec():
     assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and sched.T_max == 4
     opt, sched = make_optimizer(_spec(optimizer="adam", schedule="constant"), model)
     assert isinstance(opt, torch.optim.Adam) and isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+
+
+# --- the fast path: device-resident data, batched augmentation, CUDA settings ---------------------------------------
+
+def _reference_augment(x, mode, generator):
+    """The trainer's per-batch augmentation before the fast path, kept verbatim as the numbers to match."""
+    if mode == "none":
+        return x
+    b, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if mode == "crop+flip":
+        flip = torch.rand(b, generator=generator) < 0.5
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["none", "crop", "crop+flip"])
+def test_epoch_batches_equal_the_per_batch_path_bit_for_bit(mode):
+    """The device path (uint8 images indexed, cropped and flipped in place, one plan per epoch) yields exactly the
+    batches of the per-batch host path (float images augmented batch by batch), so CPU numbers do not change."""
+    from tempscale.data import TensorImageDataset
+    from tempscale.train import epoch_batches, iterate_batches
+
+    gen = torch.Generator().manual_seed(3)
+    data = TensorImageDataset(torch.randint(0, 256, (70, 3, 16, 16), dtype=torch.uint8, generator=gen),
+                              torch.randint(0, 10, (70,), generator=gen))
+    spec = _spec(augment=mode, batch_size=32)
+    indices = torch.arange(5, 70)
+    reference_gen, device_gen = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    order = indices[torch.randperm(len(indices), generator=reference_gen)]
+    reference = [(_reference_augment(x, mode, reference_gen), y) for x, y in iterate_batches(data, order, 32)]
+    fast = list(epoch_batches(data, indices, spec, device_gen, torch.device("cpu")))
+    assert len(fast) == len(reference) == 3
+    for (x_ref, y_ref), (x, y) in zip(reference, fast):
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref) and x.dtype == torch.float32
+    assert torch.equal(torch.rand(4, generator=reference_gen), torch.rand(4, generator=device_gen))  # same draws
+    x, _ = data.batch(torch.arange(32))
+    assert torch.equal(augment(x, mode, torch.Generator().manual_seed(5)),
+                       _reference_augment(x, mode, torch.Generator().manual_seed(5)))
+
+
+def test_provenance_records_the_fast_path_and_determinism_flags(tmp_path):
+    result = train_run(Run(_spec(epochs=1), tmp_path), progress=False)
+    training = result["provenance"]["training"]
+    assert training == {"data_on_device": True, "channels_last": True, "autocast": None, "compile": False,
+                        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+                        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                        "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
+def test_cuda_settings_are_chosen_by_device_and_architecture():
+    from tempscale.train import autocast_dtype, model_layout, uses_channels_last
+
+    assert autocast_dtype(torch.device("cuda")) == torch.bfloat16 and autocast_dtype(torch.device("cpu")) is None
+    assert uses_channels_last(_spec(arch="resnet20")) and not uses_channels_last(_spec(arch="vit_small_patch16_224"))
+    x = torch.rand(2, 3, 8, 8)
+    assert model_layout(x, True).is_contiguous(memory_format=torch.channels_last)
+    assert model_layout(x, False) is x
+
+
+def test_compile_wraps_the_training_model_and_is_recorded(monkeypatch):
+    compiled = []
+
+    def fake_compile(model, **kwargs):  # stands in for torch.compile (seconds of tracing on a CPU): wiring only
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    spec = _spec(epochs=1)
+    result = fit(spec, load_dataset("digits", spec.image_size), "cpu", progress=False, compile_model=True)
+    assert len(compiled) == 1 and compiled[0] is result.model
+    assert result.summary["provenance"]["training"]["compile"] is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fast_path_trains_in_bf16_on_device_resident_data():
+    spec = _spec(epochs=2)
+    bundle = load_dataset("digits", spec.image_size)
+    result = fit(spec, bundle, "cuda", progress=False)
+    training = result.summary["provenance"]["training"]
+    assert training["autocast"] == "bfloat16" and training["data_on_device"] and training["channels_last"]
+    assert next(result.model.parameters()).is_cuda and not result.summary["diverged"]
+    assert bundle.train.images.device.type == "cpu"   # the caller's bundle is left where it was

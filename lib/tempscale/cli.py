@@ -1,4 +1,4 @@
-"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|readme|html``.
+"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|sweep|readme|html``.
 
 Batch work outside notebooks, on the same run store. Every argument is checked before any work starts. User errors
 (unknown dataset, architecture, attack or device, a number out of its range, a missing or malformed data file, a
@@ -17,11 +17,14 @@ from pathlib import Path
 from . import publish, readme
 from .audit import audit_run
 from .errors import InvalidSpecError, RunStoreError, TempscaleError
+from .estimate import estimate_lines
 from .evaluation import evaluate_run
 from .inference import check_device
 from .paths import project_root, runs_dir
-from .profiles import ASSUMPTIONS, PROFILES, describe, get_profile
-from .runs import Run, check_runs_dir, get_or_train, list_runs
+from .profiles import ASSUMPTIONS, PROFILES, describe, get_profile, recipe_family
+from .runs import Run, check_runs_dir, get_or_train, list_runs, notice
+from .spec import OPTIMIZERS
+from .sweep import EXECUTORS, STATES, ClusterOptions, submit_sweep, sweep_specs, sweep_status
 from .vocab import Metric, parse_all
 
 
@@ -38,6 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", help="standard (default) or another registered training method")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd | adam (default: the profile's)")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)
@@ -46,6 +50,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (default: $TEMPSCALE_DATA or ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs internet)")
     p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile (recorded in provenance)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -65,7 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list stored runs")
     runs.add_argument("--runs-dir")
     runs.add_argument("--json", action="store_true")
-    sub.add_parser("profiles", help="print every profile's hyperparameter tree and the assumptions")
+    pr = sub.add_parser("profiles", help="print every profile's hyperparameter tree and the assumptions")
+    pr.add_argument("--estimate", action="store_true",
+                    help="print each profile's FLOPs per run and expected GPU-hours instead")
+    sw = sub.add_parser("sweep", help="submit one job per run of a profile (submitit: SLURM or local processes)")
+    _common(sw)
+    sw.add_argument("--executor", default="slurm", choices=EXECUTORS, help="slurm (default) | local | debug")
+    sw.add_argument("--status", action="store_true", help="print done / running / queued / failed / missing per run")
+    sw.add_argument("--attacks", help="also submit an evaluation job per run with these attacks (comma-separated)")
+    sw.add_argument("--audit", action="store_true", help="also submit a gradient-masking audit job per run")
+    sw.add_argument("--n-eval", type=int, help="evaluate/audit the first N test examples (default: the profile's)")
+    sw.add_argument("--partition", help="SLURM partition")
+    sw.add_argument("--timeout-min", type=int, default=ClusterOptions.timeout_min,
+                    help="minutes per job; a job that runs out is requeued and resumes (default: %(default)s)")
+    sw.add_argument("--gpus", type=int, help="GPUs per job (default: 1 on SLURM, 0 locally)")
+    sw.add_argument("--wait", action="store_true", help="wait for the submitted jobs and report how they ended")
     rd = sub.add_parser("readme", help="rewrite README.md's results table from the executed quick notebooks")
     rd.add_argument("--executed", default=str(project_root() / "executed" / "quick"))
     rd.add_argument("--readme", default=str(project_root() / "README.md"))
@@ -94,9 +113,17 @@ def spec_from_args(args):
     overrides = {k: v for k, v in {
         "dataset": args.dataset, "arch": args.arch, "method": args.method, "epochs": args.epochs, "lr": args.lr,
         "batch_size": args.batch_size, "image_size": args.image_size, "n_train": args.n_train,
+        "optimizer": getattr(args, "optimizer", None),
     }.items() if v is not None}
-    if args.arch and args.arch != profile.arch:  # the other family's recipe applies (e.g. ViT: Adam, 30 epochs)
-        overrides = {**profile.recipe(args.arch), **overrides}
+    # Within the profile's family (resnet8 → resnet20) the profile's recipe stays; another family (a CNN profile
+    # asked for a ViT) takes that family's recipe (ViT: Adam, 30 epochs), which the user is told.
+    new_family = recipe_family(args.arch) if args.arch else None
+    if new_family is not None and new_family != recipe_family(profile.arch):
+        recipe = profile.recipe(args.arch)
+        notice(f"--arch {args.arch} is a {new_family} architecture: using the paper's {new_family} recipe "
+               f"({', '.join(f'{k}={v}' for k, v in recipe.items())}) instead of profile {profile.name}'s "
+               f"{recipe_family(profile.arch)} recipe; explicit flags still win")
+        overrides = {**recipe, **overrides}
     tau = profile.taus[0] if args.tau is None else args.tau
     return profile, profile.spec(tau, seed=args.seed, **overrides)
 
@@ -104,7 +131,7 @@ def spec_from_args(args):
 def stored_run(args, spec) -> Run:
     """The run of `spec`, trained first if the store does not hold it yet."""
     return get_or_train(spec, runs_dir=args.runs_dir, data_dir=args.data_dir, device=args.device,
-                        progress=not args.quiet, download=args.download)
+                        progress=not args.quiet, download=args.download, compile_model=args.compile)
 
 
 def cmd_train(args) -> dict:
@@ -157,12 +184,66 @@ def cmd_runs(args) -> list:
     return rows
 
 
-def cmd_profiles(_args) -> None:
+def cmd_profiles(args) -> None:
+    if args.estimate:
+        for profile in PROFILES.values():
+            print("\n".join(estimate_lines(profile)), end="\n\n")
+        return
     for profile in PROFILES.values():
         print("\n".join(describe(profile)), end="\n\n")
     print("Assumptions where the paper is silent:")
     for key, text in ASSUMPTIONS.items():
         print(f"  {key}: {text}")
+
+
+def sweep_specs_from_args(args):
+    """The profile and one spec per (seed, τ): the profile's grid, with the same overrides `train` takes."""
+    if args.tau is not None or args.seed is not None:
+        raise InvalidSpecError("sweep runs the profile's whole τ grid and seeds; --tau and --seed are for train")
+    profile, spec = spec_from_args(args)
+    overrides = {k: v for k, v in spec.to_dict().items() if k not in ("tau", "seed")}
+    return profile, sweep_specs(profile, **overrides)
+
+
+def cmd_sweep(args) -> dict:
+    check_count(args.n_eval, "--n-eval")
+    profile, specs = sweep_specs_from_args(args)
+    if args.executor != "slurm":   # a login node has no GPU; SLURM jobs check their device where they run
+        check_device(args.device)
+    root = Path(args.runs_dir) if args.runs_dir else runs_dir()
+    check_runs_dir(root)
+    if args.status:
+        statuses = sweep_status(specs, root, args.data_dir)
+        for status in statuses:
+            print(status.line())
+        counts = {state: sum(s.state == state for s in statuses) for state in STATES}
+        print(", ".join(f"{n} {state}" for state, n in counts.items()))
+        return {"runs": [{"run": s.run.dir.name, "state": s.state, "detail": s.detail} for s in statuses],
+                "counts": counts}
+    attacks = tuple(parse_all(Metric, [a.strip() for a in args.attacks.split(",") if a.strip()], "attack")) \
+        if args.attacks else ()
+    gpus = args.gpus if args.gpus is not None else (1 if args.executor == "slurm" else 0)
+    options = ClusterOptions(executor=args.executor, partition=args.partition, timeout_min=args.timeout_min,
+                             gpus=gpus).check()
+    submitted, skipped = submit_sweep(profile, specs, root, options, data_dir=args.data_dir, device=args.device,
+                                      attacks=attacks, audit=args.audit, n_eval=args.n_eval,
+                                      compile_model=args.compile)
+    for item in submitted:
+        print(f"{item.run.dir.name:<72} {item.stage:<5} submitted as job {item.job.job_id} (was {item.why})")
+    for status in skipped:
+        print(f"{status.run.dir.name:<72} skipped: {status.state} ({status.detail})")
+    outcomes = {}
+    if args.wait:
+        for item in submitted:
+            try:
+                item.job.result()
+                outcomes[f"{item.stage}:{item.run.dir.name}"] = "done"
+            except Exception as err:  # the job's own error, reported per job; the sweep goes on
+                outcomes[f"{item.stage}:{item.run.dir.name}"] = f"failed: {str(err).strip().splitlines()[-1][:200]}"
+        for key, outcome in outcomes.items():
+            print(f"{key}: {outcome}")
+    return {"submitted": [{"run": i.run.dir.name, "stage": i.stage, "job_id": str(i.job.job_id)} for i in submitted],
+            "skipped": [{"run": s.run.dir.name, "state": s.state} for s in skipped], "outcomes": outcomes}
 
 
 def cmd_readme(args) -> None:
@@ -176,7 +257,7 @@ def cmd_html(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles,
-            "readme": cmd_readme, "html": cmd_html}
+            "sweep": cmd_sweep, "readme": cmd_readme, "html": cmd_html}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,10 +72,22 @@ class TensorImageDataset(Dataset):
         """A whole batch by fancy indexing: much faster than collating single items."""
         return self.images[index].float() / 255.0, self.labels[index]
 
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> "TensorImageDataset":
+        """The same images and labels on `device` (self when already there): a GPU trainer keeps the whole set
+        resident as uint8 (CIFAR-10: 150 MB) and indexes batches there, with no per-step host copies."""
+        device = torch.device(device)
+        if self.images.device == device and self.labels.device == device:
+            return self
+        return TensorImageDataset(self.images.to(device), self.labels.to(device))
+
     def tensors(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first n examples (all if None) as float images and labels."""
         n = len(self) if n is None else min(n, len(self))
-        return self.batch(torch.arange(n))
+        return self.batch(torch.arange(n, device=self.images.device))
 
 
 @dataclass

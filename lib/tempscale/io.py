@@ -50,6 +50,26 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+# A crashed node's lock is taken over after this long without a heartbeat (they come every third of it).
+LOCK_LEASE_S = 300.0
+
+
+def shared_lock(path: str | Path):
+    """An inter-process lock that also holds on a shared filesystem (a run store on NFS/Lustre seen by every node).
+
+    OS locks (flock/fcntl, filelock's default) are not reliable across NFS clients, so this is filelock's
+    `SoftFileLease`: a marker file created with O_EXCL (atomic on NFSv3+ and cluster filesystems) naming the
+    holder's host and pid, refreshed by a heartbeat thread. A contender on the same host removes the marker of a
+    process that no longer exists (a killed job's lock does not outlive it); one on another host takes it after
+    `LOCK_LEASE_S` seconds without a refresh (a crashed node's lock expires). A live holder whose heartbeat stalls
+    that long could be overtaken: the cost is duplicated work, never damage, since every file is written atomically
+    and every computation here is deterministic.
+    """
+    from filelock import SoftFileLease
+
+    return SoftFileLease(str(path), lease_duration=LOCK_LEASE_S, mode=file_mode())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

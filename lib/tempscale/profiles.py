@@ -45,9 +45,14 @@ RECIPES = MappingProxyType({
 })
 
 
+def recipe_family(arch: str) -> str:
+    """The key in `RECIPES` of an architecture's family: "vit" for vision transformers, else "cnn"."""
+    return "vit" if arch.startswith("vit") else "cnn"
+
+
 def recipe_for(arch: str) -> dict:
     """The paper's recipe of an architecture's family (ViTs fine-tune with Adam, CNNs train with SGD)."""
-    return dict(RECIPES["vit" if arch.startswith("vit") else "cnn"])
+    return dict(RECIPES[recipe_family(arch)])
 
 
 # --- sections ---------------------------------------------------------------------------------------------------------

@@ -42,6 +42,15 @@ def code_version() -> str:
     return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
 
 
+def determinism_flags() -> dict:
+    """The global switches that decide whether a rerun reproduces a result bit for bit (cuDNN autotuning and TF32
+    trade that for speed; they are off unless a user turns them on)."""
+    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
 def collect_provenance(device: torch.device | str, elapsed_s: float) -> dict:
     return {
         "versions": library_versions(), "device": device_description(device), "code": code_version(),

@@ -49,7 +49,7 @@ from . import attacks, corruptions
 from .attacks import AttackSpec, attack_backend, attack_spec, worst_case
 from .errors import CorruptCheckpointError, InvalidSpecError
 from .inference import model_device
-from .io import load_verified, read_json_verified, remove_verified, save_verified, write_json_verified
+from .io import load_verified, read_json_verified, remove_verified, save_verified, shared_lock, write_json_verified
 
 CorruptionSource = Callable[[str, int], "tuple[torch.Tensor, torch.Tensor]"]
 Outcome = "tuple[torch.Tensor, torch.Tensor | None]"     # (correct per example, L2 distance per example or None)
@@ -420,10 +420,8 @@ def _locked(folder: Path | None):
     """Serialise concurrent evaluations of one cache entry (the second then just loads the first's result)."""
     if folder is None:
         return contextlib.nullcontext()
-    from filelock import FileLock
-
     folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder / ".lock"))
+    return shared_lock(folder / ".lock")
 
 
 # --- attacks ------------------------------------------------------------------------------------------------------

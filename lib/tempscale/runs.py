@@ -33,12 +33,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from .data import dataset_fingerprint, load_dataset
 from .errors import CorruptCheckpointError, InvalidSpecError, RunStoreError
 from .io import (atomic_write_json, file_mode, is_verified, load_verified, read_json_verified, remove_verified,
-                 save_verified, sidecar_path, write_json_verified)
+                 save_verified, shared_lock, sidecar_path, write_json_verified)
 from .methods.base import set_stored_model_loader
 from .models import resolve_init
 from .paths import runs_dir as default_runs_dir
@@ -231,7 +231,7 @@ def _remove_unstarted(run: Run) -> None:
 
 
 def train_run(run: Run, data_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-              download: bool = False, stop_after: int | None = None) -> dict:
+              download: bool = False, stop_after: int | None = None, compile_model: bool = False) -> dict:
     """Train (or resume) `run` to completion and write its files; returns its result. `stop_after=k` interrupts
     after epoch k (StopTraining)."""
     spec = run.spec
@@ -241,7 +241,8 @@ def train_run(run: Run, data_dir: str | Path | None = None, device: str | None =
     run.dir.mkdir(exist_ok=True)
     write_json_verified(run.spec_path, spec.to_dict())
     try:
-        trained = fit(spec, bundle, device, checkpoint=RunCheckpoint(run), progress=progress, stop_after=stop_after)
+        trained = fit(spec, bundle, device, checkpoint=RunCheckpoint(run), progress=progress, stop_after=stop_after,
+                      compile_model=compile_model)
     except BaseException:
         _remove_unstarted(run)
         raise
@@ -252,12 +253,13 @@ def train_run(run: Run, data_dir: str | Path | None = None, device: str | None =
     return read_json_verified(run.result_path)
 
 
-class _RunLock:
-    """The run's file lock; a process that has to wait says who holds it and since when."""
+class RunLock:
+    """The run's lock (`tempscale.io.shared_lock`: safe on a shared filesystem, and a killed or crashed holder's
+    lock does not outlive it). A process that has to wait says who holds it and since when."""
 
     def __init__(self, run: Run):
         self.run = run
-        self.lock = FileLock(str(run.lock_path), mode=file_mode())
+        self.lock = shared_lock(run.lock_path)
 
     def holder(self) -> str:
         try:
@@ -266,7 +268,18 @@ class _RunLock:
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 
-    def __enter__(self) -> "_RunLock":
+    def holder_if_held(self) -> str | None:
+        """Who trains the run now (None when nobody does; a dead same-host holder's marker is cleared on the way)."""
+        if not self.run.lock_path.exists():
+            return None
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            return self.holder()
+        self.lock.release()
+        return None
+
+    def __enter__(self) -> "RunLock":
         try:
             self.lock.acquire(timeout=0)
         except Timeout:
@@ -283,7 +296,8 @@ class _RunLock:
 
 
 def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
-                 device: str | None = None, progress: bool = True, download: bool = False) -> Run:
+                 device: str | None = None, progress: bool = True, download: bool = False,
+                 compile_model: bool = False) -> Run:
     """Return the stored run for `spec`, training (or resuming, or repairing) it first if needed.
 
     A file lock makes a second process wait for the first instead of training the same run twice.
@@ -295,11 +309,12 @@ def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: st
     if run.is_complete:
         return run
     check_runs_dir(run.root)
-    with _RunLock(run):
+    with RunLock(run):
         if not run.is_complete:  # another process may have finished it while we waited
             if run.result_path.exists() or run.model_path.exists():
                 notice(f"{run.dir.name}: {run.damage()}; recomputing it from the last good checkpoint")
-            train_run(run, data_dir=data_dir, device=device, progress=progress, download=download)
+            train_run(run, data_dir=data_dir, device=device, progress=progress, download=download,
+                      compile_model=compile_model)
     return run
 
 
@@ -315,5 +330,5 @@ def load_finished_model(run_dir: Path, device: str | torch.device = "cpu") -> nn
 
 set_stored_model_loader(load_finished_model)
 
-__all__ = ["Run", "RunCheckpoint", "get_or_train", "list_runs", "train_run", "load_finished_model",
+__all__ = ["Run", "RunCheckpoint", "RunLock", "get_or_train", "list_runs", "train_run", "load_finished_model",
            "check_runs_dir", "run_folder_name"]
