@@ -221,13 +221,18 @@ def load_cifar(name: str, data_dir: Path, download: bool = False) -> DataBundle:
     class_names = []
     if meta_path.exists():
         try:
-            class_names = [str(c) for c in _read_cifar_pickle(meta_path)[names_key]]
+            class_names = [_text(c) for c in _read_cifar_pickle(meta_path)[names_key]]
         except MALFORMED as err:
             raise DataNotFoundError(f"{name}: {meta_path.resolve()} is malformed ({_reason(err)}); "
                                     f"{HOW_TO_GET[name]}") from None
     mean, std = STATS[name]
     return DataBundle(name, splits["train"], splits["test"], NUM_CLASSES[name], 32, mean, std,
                       source=f"{folder} at {root.resolve()}", class_names=class_names)
+
+
+def _text(value) -> str:
+    """A class name as text: files written by Python 3 hold bytes (b'airplane'), Python 2's official ones str."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _reason(err: BaseException) -> str:
