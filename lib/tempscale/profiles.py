@@ -2,6 +2,7 @@
 
 - ``smoke``: the tests and nbval; seconds per notebook; numbers mean nothing beyond "the code runs".
 - ``quick``: the main job on a 2-core CPU with the offline digits data; minutes; shows the mechanisms at small scale.
+- ``cifar-cpu``: real CIFAR-10 at 32×32 on a 2-core CPU, the paper's τ grid and attack budgets; about an hour.
 - ``paper``: the paper's settings (ResNet50 / ViT-S on CIFAR-10, CIFAR-100, Tiny-ImageNet; τ grid of Table I plus the
   thesis' 150); GPU and the real datasets needed.
 
@@ -322,7 +323,7 @@ _register(Profile(
     name="cifar-cpu",
     description="The paper's regime on a 2-core CPU: real CIFAR-10 at 32×32 (10k training images), ResNet-8, "
                 "the paper's τ grid and ε = 8/255. Needs the CIFAR-10 files (run_all.sh --download).",
-    dataset="cifar10", arch="resnet8", taus=PAPER_TAUS, n_eval=200, runtime="under an hour on a 2-core CPU",
+    dataset="cifar10", arch="resnet8", taus=PAPER_TAUS, n_eval=200, runtime="about an hour on a 2-core CPU; the audit (notebook 10) is the longest part",
     train=CIFAR_CPU_TRAIN,
     # The paper's ε, PGD-20, APGD 100 steps and Square 5000 queries; C&W-L2 with 100 steps (thesis: 1000), the one
     # attack whose full budget alone would take longer than the rest of notebook 02.
