@@ -5,9 +5,11 @@
 #   ./run_all.sh test    unit tests + every notebook under the smoke profile with nbval
 #   ./run_all.sh lab     JupyterLab on notebooks/ with the project kernel and the batch run's run store
 # Options for the main job:
-#   --profile NAME       smoke | quick (default) | paper
+#   --profile NAME       smoke | quick (default) | cifar-cpu | paper
 #   --only 00,03         run a subset of notebooks (by number prefix)
 #   --keep-going         run the remaining notebooks after a failure
+#   --data-dir DIR       where the profile's dataset lives (default: $TEMPSCALE_DATA or ./data)
+#   --download           fetch CIFAR into the data directory when it is missing (needs internet)
 # Each command creates or refreshes .venv from requirements.txt first; with unchanged pins that takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -48,16 +50,39 @@ known_profiles() {
     sed -n 's/^    name="\([A-Za-z0-9_-]*\)",$/\1/p' lib/tempscale/profiles.py | tr '\n' ' '
 }
 
+check_data() {
+    # The profile's dataset must be readable (or downloaded, when asked) before the first notebook starts.
+    .venv/bin/python - "$1" "$2" <<'PY' || exit 2
+import sys
+from tempscale.data import load_dataset
+from tempscale.errors import TempscaleError
+from tempscale.profiles import get_profile
+
+try:
+    load_dataset(get_profile(sys.argv[1]).dataset, download=sys.argv[2] == "1")
+except TempscaleError as err:
+    sys.exit(f"run_all.sh: {err} (or name its parent folder with --data-dir)")
+except OSError as err:  # a download that could not reach the server
+    sys.exit(f"run_all.sh: downloading the data failed ({err}); copy it into the data directory instead")
+PY
+}
+
 run_notebooks() {
-    local profile=quick only="" keep_going=0
+    local profile=quick only="" keep_going=0 download=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
-            --profile|--only)
+            --profile|--only|--data-dir)
                 [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see ./run_all.sh --help)"
-                if [[ $1 == --profile ]]; then profile="$2"; else only="$2"; fi
+                case "$1" in
+                    --profile) profile="$2" ;;
+                    --only) only="$2" ;;
+                    --data-dir) [[ -d "$2" ]] || die "--data-dir: no folder '$2'"
+                                export TEMPSCALE_DATA; TEMPSCALE_DATA=$(cd "$2" && pwd) ;;  # notebooks run in notebooks/
+                esac
                 shift 2 ;;
             --keep-going) keep_going=1; shift ;;
-            -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+            --download) download=1; shift ;;
+            -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
             *) die "unknown option: $1 (see ./run_all.sh --help)" ;;
         esac
     done
@@ -76,6 +101,7 @@ run_notebooks() {
         done
     fi
     ensure_env
+    check_data "$profile" "$download"
     local out="executed/$profile" failed=() summary=() not_run=() name t0 status stop=""
     mkdir -p "$out"
     for nb in "${notebooks[@]}"; do

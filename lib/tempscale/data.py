@@ -43,8 +43,10 @@ STATS = {
 }
 
 HOW_TO_GET = {
-    "cifar10": "pass --download (needs internet) or copy torchvision's 'cifar-10-batches-py' folder there",
-    "cifar100": "pass --download (needs internet) or copy torchvision's 'cifar-100-python' folder there",
+    "cifar10": "pass --download (needs internet) or unpack the official python release (cifar-10-python.tar.gz) so that "
+               "this folder holds data_batch_1..5, test_batch and batches.meta",
+    "cifar100": "pass --download (needs internet) or unpack the official python release (cifar-100-python.tar.gz) so that "
+                "this folder holds train, test and meta",
     "tinyimagenet": "unzip the official tiny-imagenet-200.zip (cs231n.stanford.edu) there",
     "imagefolder": "create <path>/train/<class>/*.png and <path>/val/<class>/*.png",
 }
@@ -214,13 +216,15 @@ def load_cifar(name: str, data_dir: Path, download: bool = False) -> DataBundle:
         from torchvision.datasets import CIFAR10, CIFAR100
 
         (CIFAR10 if name == "cifar10" else CIFAR100)(root=str(data_dir), train=True, download=True)
+    if not root.is_dir():
+        raise DataNotFoundError(f"{name}: no folder {root.resolve()}; {HOW_TO_GET[name]}")
     splits = {}
     for split, files in (("train", train_files), ("test", test_files)):
         images, labels = [], []
         for file in files:
             path = root / file
             if not path.exists():
-                raise DataNotFoundError(f"{name}: {path.resolve()} is missing; {HOW_TO_GET[name]}")
+                raise DataNotFoundError(f"{name}: {root.resolve()} lacks {file}; {HOW_TO_GET[name]}")
             try:
                 data, batch_labels = _cifar_batch(path, label_key, NUM_CLASSES[name])
             except MALFORMED as err:
@@ -233,13 +237,18 @@ def load_cifar(name: str, data_dir: Path, download: bool = False) -> DataBundle:
     class_names = []
     if meta_path.exists():
         try:
-            class_names = [str(c) for c in _read_cifar_pickle(meta_path)[names_key]]
+            class_names = [_text(c) for c in _read_cifar_pickle(meta_path)[names_key]]
         except MALFORMED as err:
             raise DataNotFoundError(f"{name}: {meta_path.resolve()} is malformed ({_reason(err)}); "
                                     f"{HOW_TO_GET[name]}") from None
     mean, std = STATS[name]
     return DataBundle(name, splits["train"], splits["test"], NUM_CLASSES[name], 32, mean, std,
                       source=f"{folder} at {root.resolve()}", class_names=class_names)
+
+
+def _text(value) -> str:
+    """A class name as text: files written by Python 3 hold bytes (b'airplane'), Python 2's official ones str."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _reason(err: BaseException) -> str:
