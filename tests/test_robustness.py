@@ -331,6 +331,29 @@ def test_changed_attack_code_is_recomputed(digits, tmp_path, monkeypatch):
                           lambda mp: mp.setitem(attacks._RUNNERS, "square", lambda *a: None))
 
 
+_FINGERPRINTS_IN_A_NEW_PROCESS = """
+import sys
+if sys.argv[1] == "busy":                     # another import history: other objects, other addresses
+    import tempscale.audit, tempscale.experiments.robustness
+    junk = [object() for _ in range(10_000)]
+from tempscale import attacks, robustness
+from tempscale.models import build_model
+print([robustness.code_fingerprint(attacks.attack_code_roots(attacks.attack_spec(name)))
+       for name in ("pgd20", "square", "apgd_ce", "cw_l2")],
+      robustness.model_code_fingerprint(build_model("resnet8", 10)))
+"""
+
+
+def test_code_fingerprints_are_the_same_in_every_process():
+    """The key must not depend on memory addresses (generated dataclass methods have no source): two notebook
+    kernels with other import histories share one cache."""
+    import subprocess
+    import sys
+    runs = [subprocess.run([sys.executable, "-c", _FINGERPRINTS_IN_A_NEW_PROCESS, history], check=True,
+                           capture_output=True, text=True).stdout for history in ("plain", "busy")]
+    assert runs[0] == runs[1] and runs[0].strip()
+
+
 class Doubled(nn.Module):
     def __init__(self, model):
         super().__init__()

@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import json
 import math
+import re
 import site
 import sys
 import time
@@ -192,9 +193,20 @@ def _source(obj) -> str:
     if obj not in _SOURCES:
         try:
             _SOURCES[obj] = inspect.getsource(obj)
-        except (OSError, TypeError):
-            _SOURCES[obj] = repr(obj)
+        except (OSError, TypeError):    # generated code (dataclass methods, exec): its bytecode, never an address
+            code = getattr(obj, "__code__", None)
+            _SOURCES[obj] = _code_text(code) if code is not None else _ADDRESS.sub("", repr(obj))
     return _SOURCES[obj]
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _code_text(code: types.CodeType) -> str:
+    """What a code object does, the same in every process: bytecode, names and constants (nested code included)."""
+    consts = [_code_text(c) if isinstance(c, types.CodeType)
+              else sorted(map(repr, c)) if isinstance(c, frozenset) else repr(c) for c in code.co_consts]
+    return repr((code.co_name, code.co_code.hex(), code.co_names, code.co_varnames, consts))
 
 
 def _code_objects(code: types.CodeType):
