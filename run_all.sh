@@ -5,11 +5,17 @@
 #   ./run_all.sh test    unit tests + every notebook under the smoke profile with nbval
 #   ./run_all.sh lab     JupyterLab on notebooks/ with the project kernel and the batch run's run store
 # Options for the main job:
-#   --profile NAME       smoke | quick (default) | cifar-cpu | paper
+#   --profile NAME       smoke | quick (default) | cifar-cpu | paper (the paper's grid: each notebook once per
+#                        dataset and model it covers, `python -m tempscale grid --profile paper`)
 #   --only 00,03         run a subset of notebooks (by number prefix)
 #   --keep-going         run the remaining notebooks after a failure
 #   --data-dir DIR       where the profile's dataset lives (default: $TEMPSCALE_DATA or ./data)
 #   --download           fetch CIFAR into the data directory when it is missing (needs internet)
+#   --force              rerun notebooks whose stamp says they are up to date
+#   --list               print the notebook runs (with their dataset and model) and whether each is up to date
+# A notebook whose inputs (notebook, parameters, library, pins, data listing, settings) are unchanged since it last
+# succeeded, and whose outputs are intact, is skipped (lib/tempscale/stamps.py); trainings and attacks are cached
+# in the run store either way.
 # Each command creates or refreshes .venv from requirements.txt first; with unchanged pins that takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,7 +74,7 @@ PY
 }
 
 run_notebooks() {
-    local profile=quick only="" keep_going=0 download=0
+    local profile=quick only="" keep_going=0 download=0 force=0 list=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --profile|--only|--data-dir)
@@ -82,7 +88,9 @@ run_notebooks() {
                 shift 2 ;;
             --keep-going) keep_going=1; shift ;;
             --download) download=1; shift ;;
-            -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+            --force) force=1; shift ;;
+            --list) list=1; shift ;;
+            -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
             *) die "unknown option: $1 (see ./run_all.sh --help)" ;;
         esac
     done
@@ -101,30 +109,61 @@ run_notebooks() {
         done
     fi
     ensure_env
-    check_data "$profile" "$download"
-    local out="executed/$profile" failed=() summary=() not_run=() name t0 status stop=""
+    local out="executed/$profile" failed=() summary=() not_run=() name t0 status stop="" job nb_id
+    local figures="${TEMPSCALE_FIGURES:-$ROOT/figures}" grid jobs=() key stamp marker
+    [[ $profile == quick ]] || figures="$figures/$profile"
     mkdir -p "$out"
+    # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
+    grid=$(.venv/bin/python -m tempscale grid --profile "$profile")
     for nb in "${notebooks[@]}"; do
-        name=$(basename "$nb" .ipynb)
-        if [[ -n "$only" && ",$only," != *",${name:0:2},"* ]]; then continue; fi
+        nb_id=$(basename "$nb" | cut -c1-2)
+        if [[ -n "$only" && ",$only," != *",$nb_id,"* ]]; then continue; fi
+        if [[ -z $grid ]]; then
+            jobs+=("$nb||")
+        else
+            while IFS= read -r job; do
+                [[ ${job%%$'\t'*} == "$nb_id" ]] || continue
+                job=${job#*$'\t'}
+                jobs+=("$nb|${job%%$'\t'*}|${job#*$'\t'}")
+            done <<<"$grid"
+        fi
+    done
+    [[ $list == 1 ]] || check_data "$profile" "$download"
+    local dataset arch params
+    for job in "${jobs[@]}"; do
+        IFS='|' read -r nb dataset arch <<<"$job"
+        name=$(basename "$nb" .ipynb); params=()
+        if [[ -n $dataset ]]; then
+            name="${name}__${dataset}_${arch}"; params=(-p dataset "$dataset" -p arch "$arch")
+        fi
         if [[ -n $stop ]]; then not_run+=("$name"); continue; fi
+        stamp="$out/$name.stamp"
+        key=$(.venv/bin/python lib/tempscale/stamps.py key "$nb" "$profile" "${params[@]}")
+        if [[ $force == 0 ]] && .venv/bin/python lib/tempscale/stamps.py fresh "$stamp" "$key"; then
+            summary+=("$(printf '%-52s %-7s %5s' "$name" "current" "-")")
+            continue
+        fi
+        if [[ $list == 1 ]]; then summary+=("$(printf '%-52s %-7s' "$name" "to run")"); continue; fi
         echo "==> $name (profile $profile)"
-        t0=$SECONDS
+        t0=$SECONDS; marker="$out/.$name.started"; rm -f "$stamp"; touch "$marker"
         # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
         if MPLBACKEND=module://matplotlib_inline.backend_inline \
-                .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" \
+                .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" "${params[@]}" \
                 --cwd notebooks --progress-bar --log-level WARNING; then
             status=ok
+            .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$marker" "$out/$name.ipynb" "$figures"
         else
             status=FAILED; failed+=("$name")
         fi
-        summary+=("$(printf '%-34s %-7s %5d s' "$name" "$status" $((SECONDS - t0)))")
+        rm -f "$marker"
+        summary+=("$(printf '%-52s %-7s %5d s' "$name" "$status" $((SECONDS - t0)))")
         if [[ $status == FAILED && $keep_going == 0 ]]; then stop=$name; fi
     done
-    echo; echo "==> summary (profile $profile; executed copies in $out/)"
+    echo; echo "==> summary (profile $profile; executed copies in $out/; current = up to date, skipped)"
     printf '  %s\n' "${summary[@]}"
+    [[ $list == 0 ]] || return 0
     for name in "${not_run[@]}"; do
-        printf '  %-34s %-7s (after %s failed; rerun with --keep-going to run it)\n' "$name" "NOT RUN" "$stop"
+        printf '  %-52s %-7s (after %s failed; rerun with --keep-going to run it)\n' "$name" "NOT RUN" "$stop"
     done
     if [[ ${#failed[@]} -gt 0 ]]; then
         for name in "${failed[@]}"; do
@@ -132,6 +171,9 @@ run_notebooks() {
         done
         [[ ${#not_run[@]} -eq 0 ]] || echo "NOT RUN: ${not_run[*]}" >&2
         exit 1
+    fi
+    if [[ -n $grid ]]; then
+        .venv/bin/python -m tempscale assemble --profile "$profile"   # the paper's multi-dataset / multi-model tables
     fi
     if [[ $profile == quick && -z $only ]]; then
         # The README's results table is written from the numbers the notebooks recorded (scrapbook), never by hand.

@@ -235,8 +235,8 @@ def test_tables_side_by_side_with_the_paper(tmp_path, monkeypatch):
     assert main.loc[50.0, ("pgd20", "this run")] == 60.0
     assert main.loc[50.0, ("pgd20", "paper")] == published.loc[50.0, "pgd20"]
     assert set(published.index) <= set(main.index)
-    assert {p.name for p in R.write_main_table(main, ref, SMOKE).values()} == {"table_I.md", "table_I.csv",
-                                                                                 "table_I.tex"}
+    assert {p.name for p in R.write_main_table(main, ref, SMOKE).values()} == {
+        "table_I__digits_resnet8.md", "table_I__digits_resnet8.csv", "table_I__digits_resnet8.tex"}
 
     per_attack = R.attack_table(ours, ref, scale)
     assert list(per_attack.columns.get_level_values("metric").unique()) == [c for c in R.ATTACK_COLUMNS if c in ours]
@@ -245,7 +245,7 @@ def test_tables_side_by_side_with_the_paper(tmp_path, monkeypatch):
     assert (corruptions.drop(columns="corruptions") == 50.0).all().all()
     written = R.write_appendix_tables(per_attack, corruptions, ref, scale, 3, SMOKE)
     assert len(written) == 6 and all(p.exists() for p in written)
-    assert "severity 3" in (tmp_path / "smoke" / "table_3_4_corruptions.md").read_text()
+    assert "severity 3" in (tmp_path / "smoke" / "table_3_4_corruptions__digits_resnet8.md").read_text()
 
 
 def test_low_high_contrast_averages_each_side():

@@ -57,12 +57,14 @@ def test_save_figure_writes_png_and_pdf(tmp_path, monkeypatch):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], color=P.tau_color(1))
     paths = P.save_figure(fig, "fig2_tsne", get_profile("smoke"))
-    assert [p.name for p in paths] == ["fig2_tsne.png", "fig2_tsne.pdf"]
+    assert [p.name for p in paths] == ["fig2_tsne__digits_resnet8.png", "fig2_tsne__digits_resnet8.pdf"]
     assert all(p.parent == tmp_path / "smoke" for p in paths)          # non-quick profiles get their own folder
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths[1].read_bytes()[:5] == b"%PDF-"
     quick = P.save_figure(fig, "fig2_tsne", "quick")                    # quick → figures/ itself (committed)
-    assert quick[0] == tmp_path / "fig2_tsne.png" and quick[0].exists()
+    assert quick[0] == tmp_path / "fig2_tsne.png" and quick[0].exists()  # a bare name: no dataset/model to add
+    other = P.save_figure(fig, "fig2_tsne", get_profile("quick", dataset="cifar100", arch="wrn28_10"))
+    assert other[0] == tmp_path / "fig2_tsne__cifar100_wrn28_10.png"     # beside the digits one, not over it
 
 
 def test_save_figure_is_reproducible(tmp_path):

@@ -10,7 +10,7 @@ The verbs a notebook needs; everything else lives in the submodules (README: "La
     x, y = ts.eval_set(P, run)                          # the fixed evaluation subset, the same for every τ
     table, reports = ts.evaluate_grid(runs, ["clean", "pgd20"], P)   # cached attacks per τ
     audits = ts.audit_grid(runs, x, y, ts.AuditBudget.from_profile(P))   # gradient-masking checks per τ
-    ts.save_figure(fig, "fig2_tsne", P); ts.write_table(frame, stem, caption)
+    ts.save_figure(fig, "fig2_tsne", P); ts.write_table(frame, ts.output_path(P, stem), caption)
 
 Vocabularies are closed (`Attack`, `Metric`, `Corruption`, `Dataset`, `Arch`): a misspelt name fails at once with
 the valid values. Importing the package registers every training method and audit check (their registries are
@@ -20,6 +20,7 @@ from . import methods, paper
 from .audit import AuditBudget, audit_grid
 from .evaluation import evaluate_grid, evaluate_run
 from .experiments import class_names, eval_set, notebook_profile, train_grid
+from .paths import output_path
 from .plots import save_figure, use_style
 from .profiles import get_profile
 from .runs import get_or_train
@@ -30,4 +31,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Arch", "Attack", "AuditBudget", "Corruption", "Dataset", "Metric", "audit_grid", "class_names",
            "eval_set", "evaluate_grid", "evaluate_run", "get_or_train", "get_profile", "methods", "notebook_profile",
-           "paper", "save_figure", "side_by_side", "train_grid", "use_style", "write_table"]
+           "output_path", "paper", "save_figure", "side_by_side", "train_grid", "use_style", "write_table"]

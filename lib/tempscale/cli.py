@@ -1,4 +1,4 @@
-"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|sweep|readme|html``.
+"""Command line: ``python -m tempscale train|eval|audit|runs|profiles|sweep|grid|assemble|readme|html``.
 
 Batch work outside notebooks, on the same run store. Every argument is checked before any work starts. User errors
 (unknown dataset, architecture, attack or device, a number out of its range, a missing or malformed data file, a
@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import publish, readme
+from .assemble import write_assembled
 from .audit import audit_run
 from .errors import InvalidSpecError, RunStoreError, TempscaleError
 from .estimate import estimate_lines
@@ -24,7 +25,7 @@ from .paths import project_root, runs_dir
 from .profiles import ASSUMPTIONS, PROFILES, describe, get_profile, recipe_family
 from .runs import Run, check_runs_dir, get_or_train, list_runs, notice
 from .spec import OPTIMIZERS
-from .sweep import EXECUTORS, STATES, ClusterOptions, submit_sweep, sweep_specs, sweep_status
+from .sweep import EXECUTORS, STATES, ClusterOptions, grid_specs, submit_sweep, sweep_specs, sweep_status
 from .vocab import Metric, parse_all
 
 
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="minutes per job; a job that runs out is requeued and resumes (default: %(default)s)")
     sw.add_argument("--gpus", type=int, help="GPUs per job (default: 1 on SLURM, 0 locally)")
     sw.add_argument("--wait", action="store_true", help="wait for the submitted jobs and report how they ended")
+    gr = sub.add_parser("grid", help="print the notebook × dataset × model cells ./run_all.sh walks for a profile")
+    gr.add_argument("--profile", default="quick")
+    asm = sub.add_parser("assemble", help="write a profile's multi-dataset / multi-model tables from its grid cells")
+    asm.add_argument("--profile", default="quick")
     rd = sub.add_parser("readme", help="rewrite README.md's results table from the executed quick notebooks")
     rd.add_argument("--executed", default=str(project_root() / "executed" / "quick"))
     rd.add_argument("--readme", default=str(project_root() / "README.md"))
@@ -197,10 +202,15 @@ def cmd_profiles(args) -> None:
 
 
 def sweep_specs_from_args(args):
-    """The profile and one spec per (seed, τ): the profile's grid, with the same overrides `train` takes."""
+    """The profile and one spec per (seed, τ): the profile's τ grid, with the same overrides `train` takes; with no
+    override, every dataset and model of the profile's grid (`Profile.grid`)."""
     if args.tau is not None or args.seed is not None:
         raise InvalidSpecError("sweep runs the profile's whole τ grid and seeds; --tau and --seed are for train")
     profile, spec = spec_from_args(args)
+    flags = [args.dataset, args.arch, args.method, args.epochs, args.lr, args.batch_size, args.image_size,
+             args.n_train, getattr(args, "optimizer", None)]
+    if profile.grid and all(flag is None for flag in flags):
+        return profile, grid_specs(profile)     # every dataset and model of the profile's grid
     overrides = {k: v for k, v in spec.to_dict().items() if k not in ("tau", "seed")}
     return profile, sweep_specs(profile, **overrides)
 
@@ -246,6 +256,23 @@ def cmd_sweep(args) -> dict:
             "skipped": [{"run": s.run.dir.name, "state": s.state} for s in skipped], "outcomes": outcomes}
 
 
+def cmd_grid(args) -> None:
+    """One line per notebook run: number, dataset, architecture (tab-separated); nothing for a profile without a
+    grid, whose notebooks run once on its own dataset and model."""
+    for cell in get_profile(args.profile).grid:
+        for notebook in cell.notebooks:
+            print(f"{notebook}\t{cell.dataset}\t{cell.arch}")
+
+
+def cmd_assemble(args) -> None:
+    profile = get_profile(args.profile)
+    written = write_assembled(profile)
+    if not profile.grid:
+        print(f"profile {profile.name} has no grid: every table is already one dataset and model")
+    for path in written:
+        print(f"{path}")
+
+
 def cmd_readme(args) -> None:
     changed = readme.update_readme(Path(args.readme), Path(args.executed))
     print(f"{args.readme}: results table {'rewritten' if changed else 'unchanged'} from {args.executed}")
@@ -257,7 +284,7 @@ def cmd_html(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "audit": cmd_audit, "runs": cmd_runs, "profiles": cmd_profiles,
-            "sweep": cmd_sweep, "readme": cmd_readme, "html": cmd_html}
+            "sweep": cmd_sweep, "grid": cmd_grid, "assemble": cmd_assemble, "readme": cmd_readme, "html": cmd_html}
 
 
 def main(argv: list[str] | None = None) -> int:

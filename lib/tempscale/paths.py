@@ -26,3 +26,17 @@ def figures_dir(profile: str = "quick") -> Path:
     """figures/ for the quick profile (committed); figures/<profile>/ for the others, so tests never overwrite it."""
     base = Path(os.environ.get("TEMPSCALE_FIGURES") or project_root() / "figures")
     return base if profile == "quick" else base / profile
+
+
+def output_tag(profile) -> str:
+    """``<dataset>_<arch>`` of a profile: every table and figure file carries it, so the runs of one profile on
+    several datasets and models (the paper's Tables I/II, the thesis' WRN and ViT rows) sit side by side."""
+    dataset = str(profile.dataset)
+    if dataset.startswith("imagefolder:"):
+        dataset = "imagefolder-" + Path(dataset.split(":", 1)[1]).name
+    return f"{dataset}_{profile.arch}"
+
+
+def output_path(profile, stem: str) -> Path:
+    """``<figures_dir(profile)>/<stem>__<dataset>_<arch>`` (no extension): where a table or figure of `profile` goes."""
+    return figures_dir(profile.name) / f"{stem}__{output_tag(profile)}"

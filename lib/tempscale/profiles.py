@@ -214,6 +214,16 @@ class Variation:
     attacks: tuple[str, ...] = knob(("clean", "pgd20", "cw_linf"), "evaluations per seed (the cheap L∞ ones)")
 
 
+@dataclass(frozen=True)
+class GridCell:
+    """Notebooks that `./run_all.sh` runs on one dataset and architecture (papermill parameters `dataset`, `arch`);
+    their files are named by both (`tempscale.paths.output_path`) and `tempscale.assemble` puts the cells side by side."""
+
+    notebooks: tuple[str, ...]   # two-digit notebook numbers
+    dataset: str
+    arch: str
+
+
 SECTIONS = ("train", "attacks", "audit", "madry", "ldd", "tsne", "convergence", "corruptions", "calibration",
             "explore", "variation")
 
@@ -241,6 +251,7 @@ class Profile:
     calibration: Calibration = Calibration()
     explore: Explore = Explore()
     variation: Variation = Variation()
+    grid: tuple[GridCell, ...] = ()                  # empty: every notebook once, on `dataset` and `arch`
 
     def recipe(self, arch: str | None = None) -> dict:
         return recipe_for(arch or self.arch)
@@ -317,6 +328,20 @@ _register(Profile(
     variation=Variation(taus=(1.0, 10.0, 50.0, 100.0)),
 ))
 
+# The paper's and the thesis' grid (Tables I–III, 3.4–3.12, 4.1–4.6, Figs. 1–7 and 4.2): the τ-grid notebooks per
+# dataset and model of Tables I and II, the figures on ResNet50 / CIFAR-10 as the paper draws them, LDD and GradCAM
+# on the thesis' WRN-28-10 / CIFAR-100 and LDD on ResNet50 / CIFAR-10.
+PER_TABLE_CELL = ("01", "02", "10", "11")
+PAPER_GRID = (
+    GridCell(("00", "01", "02", "03", "04", "05", "06", "07", "10", "11"), "cifar10", "resnet50"),
+    GridCell(PER_TABLE_CELL, "cifar100", "resnet50"),
+    GridCell(PER_TABLE_CELL, "tinyimagenet", "resnet50"),
+    GridCell(PER_TABLE_CELL, "cifar10", "vit_small_patch16_224"),
+    GridCell(PER_TABLE_CELL, "cifar100", "vit_small_patch16_224"),
+    GridCell(("08", "09"), "cifar100", "wrn28_10"),
+    GridCell(("08",), "cifar10", "resnet50"),
+)
+
 _register(Profile(
     name="paper",
     description="The paper's settings: ResNet50 (and ViT-S/16) on CIFAR-10/100 and Tiny-ImageNet. GPU + real data.",
@@ -325,6 +350,7 @@ _register(Profile(
     audit=Audit(long_steps=100, restarts=5, unbounded_steps=100),
     tsne=Tsne(n=2000),
     convergence=Convergence(seeds=(0, 1, 2, 3, 4, 5)),
+    grid=PAPER_GRID,
 ))
 
 # Real CIFAR-10 on a CPU: one recipe for every τ, chosen on 10k training images (ASSUMPTIONS["cifar-cpu.recipe"]).

@@ -51,6 +51,19 @@ def sweep_specs(profile: Profile, **overrides) -> list[RunSpec]:
     return [s.replace(init=resolve_init(s.arch, s.init)).validate() for s in specs]
 
 
+# The notebook that trains a cell's τ grid: a grid cell that runs it needs every (seed, τ) run of its dataset and model.
+TRAINING_NOTEBOOK = "01"
+
+
+def grid_specs(profile: Profile) -> list[RunSpec]:
+    """`sweep_specs` for every grid cell that trains the τ grid (the paper: ResNet50 on three datasets, ViT-S/16 on
+    two), or for the profile itself when it has no grid."""
+    cells = [c for c in profile.grid if TRAINING_NOTEBOOK in c.notebooks]
+    if not cells:
+        return sweep_specs(profile)
+    return [spec for c in cells for spec in sweep_specs(get_profile(profile, dataset=c.dataset, arch=c.arch))]
+
+
 class RunJob(submitit.helpers.Checkpointable):
     """One job of a sweep: train (or resume) one run, then the evaluations or the audit asked for. Requeued as it is
     on timeout or preemption (submitit calls `checkpoint`): the run store resumes it from its last epoch."""
@@ -275,4 +288,4 @@ def submit_sweep(profile: Profile, specs: list[RunSpec], runs_dir: Path, options
 
 
 __all__ = ["EXECUTORS", "STATES", "ClusterOptions", "RunJob", "RunStatus", "Submitted", "make_executor",
-           "read_manifest", "run_status", "submit_sweep", "sweep_specs", "sweep_status"]
+           "grid_specs", "read_manifest", "run_status", "submit_sweep", "sweep_specs", "sweep_status"]

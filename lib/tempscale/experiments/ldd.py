@@ -21,7 +21,7 @@ from ..inference import predict
 from ..methods.ldd import KD_LOSSES, ldd_args
 from ..methods.pseudo import ldd_pseudo_args
 from ..paper import ldd_table
-from ..paths import figures_dir
+from ..paths import output_path
 from ..profiles import Profile
 from ..runs import Run, get_or_train
 from ..spec import RunSpec
@@ -127,7 +127,7 @@ class LDDStudy:
             return None
         spec = TABLE_SPECS[table_id]
         frame = self.produced[table_id] = spec.build(self)
-        write_table(frame, figures_dir(self.profile.name) / spec.stem, caption=spec.caption(self))
+        write_table(frame, output_path(self.profile, spec.stem), caption=spec.caption(self))
         return frame
 
 

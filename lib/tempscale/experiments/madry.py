@@ -14,7 +14,7 @@ import pandas as pd
 from .. import paper
 from ..evaluation import evaluate_run
 from ..methods.madry import madry_args
-from ..paths import figures_dir
+from ..paths import output_path
 from ..profiles import Profile
 from ..runs import Run, get_or_train
 from ..spec import RunSpec
@@ -89,7 +89,7 @@ class MadryStudy:
         return "\n".join(lines)
 
     def write(self) -> dict[str, Path]:
-        return write_table(self.table, figures_dir(self.profile.name) / TABLE_STEM, caption=CAPTION)
+        return write_table(self.table, output_path(self.profile, TABLE_STEM), caption=CAPTION)
 
     def findings(self) -> list[str]:
         """The paper's claim (PGD-20 rises with τ at a small clean cost) in numbers, for both sources."""

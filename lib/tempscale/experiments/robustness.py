@@ -14,7 +14,7 @@ import pandas as pd
 from .. import paper
 from ..attacks import ATTACKS
 from ..evaluation import evaluate_grid, interval_table
-from ..paths import figures_dir
+from ..paths import output_path
 from ..profiles import PAPER_EPS, Profile
 from ..runs import Run
 from ..tables import INTERVAL, side_by_side, with_intervals, write_table
@@ -106,7 +106,7 @@ def main_table(ours: pd.DataFrame, ref: PaperReference, scale: str, intervals: p
 
 
 def write_main_table(table: pd.DataFrame, ref: PaperReference, profile: Profile) -> dict[str, Path]:
-    return write_table(table, figures_dir(profile.name) / f"table_{ref.table_id}",
+    return write_table(table, output_path(profile, f"table_{ref.table_id}"),
                        caption=f"Table {ref.table_id}: accuracy (%) per training τ, {threat_model(profile)}, "
                                f"95% Wilson intervals over images; paper = {ref}")
 
@@ -147,15 +147,14 @@ def per_corruption(reports: Mapping[float, dict], ours: pd.DataFrame) -> pd.Data
 
 def write_appendix_tables(per_attack: pd.DataFrame, corruptions: pd.DataFrame, ref: PaperReference,
                           scale: str, severity: int, profile: Profile) -> list[Path]:
-    """figures/table_3_9_attacks.* and figures/table_3_4_corruptions.* (the latter beside the thesis' numbers)."""
-    out = figures_dir(profile.name)
-    attacks = write_table(per_attack, out / "table_3_9_attacks",
+    """table_3_9_attacks__<dataset>_<arch>.* and table_3_4_corruptions__….* (the latter beside the thesis' numbers)."""
+    attacks = write_table(per_attack, output_path(profile, "table_3_9_attacks"),
                           caption=f"Tables 3.9-3.12: accuracy (%) under each attack, {threat_model(profile)}; "
                                   f"cw_l2: this run at L2 radius {ATTACKS['cw_l2'].eps:g} after Carlini & Wagner's "
                                   f"binary search over c (its median L2 distance beside it), the thesis with one "
                                   f"fixed c = 0.01; 95% Wilson intervals over images; paper = {ref}")
     published = paper.corruption_table(ref.arch, ref.dataset)
-    corr = write_table(side_by_side(corruptions, published, scale), out / "table_3_4_corruptions",
+    corr = write_table(side_by_side(corruptions, published, scale), output_path(profile, "table_3_4_corruptions"),
                        caption=f"Tables 3.4-3.8: accuracy (%) per corruption at severity {severity}; "
                                f"paper = {ref}")
     return [*attacks.values(), *corr.values()]

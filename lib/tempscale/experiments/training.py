@@ -7,7 +7,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..paths import figures_dir
+from ..paths import output_path
 from ..profiles import RECIPES, Profile
 from ..runs import Run, get_or_train
 from ..tables import write_table
@@ -31,8 +31,8 @@ def runs_table(runs: Mapping[float, Run]) -> pd.DataFrame:
 
 
 def write_runs_table(summary: pd.DataFrame, profile: Profile) -> dict[str, Path]:
-    """figures/table_runs.*, without the run-folder column (the notebook shows it)."""
-    return write_table(summary.drop(columns="run"), figures_dir(profile.name) / "table_runs",
+    """table_runs__<dataset>_<arch>.*, without the run-folder column (the notebook shows it)."""
+    return write_table(summary.drop(columns="run"), output_path(profile, "table_runs"),
                        caption=f"Runs of the {profile.name} profile ({profile.dataset}, {profile.arch})")
 
 
@@ -89,7 +89,7 @@ def convergence_table(band: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_convergence_table(speed: pd.DataFrame, profile: Profile) -> dict[str, Path]:
-    return write_table(speed, figures_dir(profile.name) / "table_fig4_convergence",
+    return write_table(speed, output_path(profile, "table_fig4_convergence"),
                        caption="Fig. 4 in numbers")
 
 

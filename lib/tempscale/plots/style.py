@@ -4,7 +4,7 @@
   (so `fig.tight_layout()` works as usual); the helpers below use constrained layout.
 - `tau_color(τ)` gives the same colour for the same τ in every figure: cool (blue) for low τ, warm (red) for high τ,
   anchored on the paper's grid (Table I plus the thesis' 150); a τ between anchors is interpolated on log τ.
-- `save_figure(fig, name, profile)` writes ``<figures_dir(profile)>/<name>.png`` (150 dpi) and ``.pdf``, without
+- `save_figure(fig, name, P)` writes ``<figures_dir>/<name>__<dataset>_<arch>.png`` (150 dpi) and ``.pdf``, without
   timestamps in the files, so regenerating an unchanged figure gives the same PDF. Names follow the paper's figures:
   ``fig1_update_direction``, ``fig2_tsne``, ``fig5_logits_pgd``, ``fig6_prototype_distance``,
   ``fig7_prototype_variance``, ...
@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, to_hex
 
-from ..paths import figures_dir
+from ..paths import figures_dir, output_path
 
 # --- colours ------------------------------------------------------------------------------------------------------
 
@@ -135,19 +135,25 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def save_figure(fig: plt.Figure, name: str, profile="quick", formats: Sequence[str] = ("png", "pdf"),
                 directory: str | Path | None = None) -> list[Path]:
-    """Write `fig` as <figures_dir(profile)>/<name>.png (150 dpi) and .pdf; return the paths written.
+    """Write `fig` as .png (150 dpi) and .pdf; return the paths written.
 
-    `profile` is a profile name or a `Profile`. `name` is a bare file stem named after the paper's figure, e.g.
-    "fig7_prototype_variance" (no folders, no extension). Files carry no creation date, so they are reproducible.
+    With a `Profile` the files are ``<figures_dir>/<name>__<dataset>_<arch>.*`` (`tempscale.paths.output_path`), so
+    one profile's runs on several datasets and models sit side by side; with a profile name, ``<figures_dir>/<name>.*``.
+    `name` is a bare file stem named after the paper's figure, e.g. "fig7_prototype_variance" (no folders, no
+    extension). Files carry no creation date, so they are reproducible.
     """
     if not isinstance(name, str) or not _NAME.match(name) or name.endswith((".png", ".pdf")):
         raise ValueError(f"figure name must be a bare file stem like 'fig2_tsne', got {name!r}")
-    profile_name = getattr(profile, "name", profile)
-    out = Path(directory) if directory is not None else figures_dir(profile_name)
-    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(profile, str):
+        stem = figures_dir(profile) / name
+    else:
+        stem = output_path(profile, name)
+    if directory is not None:
+        stem = Path(directory) / stem.name
+    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        path = out / f"{name}.{fmt}"
+        path = stem.with_name(f"{stem.name}.{fmt}")
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else None
         fig.savefig(path, format=fmt, dpi=SAVE_DPI, metadata=metadata)
         paths.append(path)
