@@ -6,7 +6,8 @@
 #   ./run_all.sh lab     JupyterLab on notebooks/ with the project kernel and the batch run's run store
 # Options for the main job:
 #   --profile NAME       smoke | quick (default) | cifar-cpu | paper (the paper's grid: each notebook once per
-#                        dataset and model it covers, `python -m tempscale grid --profile paper`)
+#                        dataset and model it covers, `python -m tempscale grid --profile paper`) | rehearsal (the
+#                        paper's grid and code path at toy budgets on tiny generated files in the official formats)
 #   --only 00,03         run a subset of notebooks (by number prefix)
 #   --keep-going         run the remaining notebooks after a failure
 #   --data-dir DIR       where the profile's dataset lives (default: $TEMPSCALE_DATA or ./data)
@@ -64,8 +65,16 @@ from tempscale.data import load_dataset
 from tempscale.errors import TempscaleError
 from tempscale.profiles import get_profile
 
+from tempscale.data import has_official_corrupted, corrupted_root
+from tempscale.evaluation import NEEDS_OFFICIAL_CORRUPTIONS
+
+profile = get_profile(sys.argv[1])
 try:
-    load_dataset(get_profile(sys.argv[1]).dataset, download=sys.argv[2] == "1")
+    for dataset in dict.fromkeys([cell.dataset for cell in profile.grid] or [profile.dataset]):
+        load_dataset(dataset, download=sys.argv[2] == "1")
+        if dataset in NEEDS_OFFICIAL_CORRUPTIONS and not has_official_corrupted(dataset):
+            sys.exit(f"run_all.sh: {corrupted_root(dataset)} is missing: {dataset} needs the official -C release "
+                     f"(Hendrycks & Dietterich, zenodo) unpacked there")
 except TempscaleError as err:
     sys.exit(f"run_all.sh: {err} (or name its parent folder with --data-dir)")
 except OSError as err:  # a download that could not reach the server
@@ -90,7 +99,7 @@ run_notebooks() {
             --download) download=1; shift ;;
             --force) force=1; shift ;;
             --list) list=1; shift ;;
-            -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+            -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
             *) die "unknown option: $1 (see ./run_all.sh --help)" ;;
         esac
     done
@@ -128,6 +137,11 @@ run_notebooks() {
             done <<<"$grid"
         fi
     done
+    if [[ $profile == rehearsal && $list == 0 ]]; then
+        # Tiny files in the official formats (random pixels), written once: the paper's code path without its data.
+        export TEMPSCALE_DATA="$ROOT/build/rehearsal-data"
+        [[ -e $TEMPSCALE_DATA/REHEARSAL ]] || .venv/bin/python -m tempscale.rehearsal "$TEMPSCALE_DATA" >/dev/null
+    fi
     [[ $list == 1 ]] || check_data "$profile" "$download"
     local dataset arch params
     for job in "${jobs[@]}"; do

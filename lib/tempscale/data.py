@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .corruptions import CORRUPTIONS
 from .errors import DataNotFoundError, InvalidSpecError
 from .paths import data_dir
 from .vocab import dataset_name
@@ -434,6 +435,16 @@ def corrupted_root(dataset: str, data_dir: str | Path | None = None) -> Path:
 def has_official_corrupted(dataset: str, data_dir: str | Path | None = None) -> bool:
     root = corrupted_root(dataset, data_dir)
     return (root / "labels.npy").exists() or (dataset == "tinyimagenet" and root.is_dir())
+
+
+def official_corruptions(dataset: str, data_dir: str | Path | None = None) -> list[str]:
+    """The corruptions the official -C folder holds, in its canonical order (CIFAR-10-C: 19; Tiny-ImageNet-C: 15)."""
+    root = corrupted_root(dataset, data_dir)
+    if dataset == "tinyimagenet":
+        present = {d.name for d in root.iterdir() if d.is_dir()} if root.is_dir() else set()
+    else:
+        present = {f.stem for f in root.glob("*.npy")} - {"labels"}
+    return [name for name in CORRUPTIONS if name in present]
 
 
 def load_corrupted(dataset: str, corruption: str, severity: int,

@@ -353,6 +353,30 @@ _register(Profile(
     grid=PAPER_GRID,
 ))
 
+# The paper grid's exact code path at toy budgets on tiny generated files in the official formats
+# (`tempscale.rehearsal`): every notebook per grid cell, every table and figure file, one or two steps per model.
+REHEARSAL_STEPS = 2
+_register(Profile(
+    name="rehearsal",
+    description="The paper profile's grid and code path (ResNet50, ViT-S/16, WRN-28-10 on CIFAR-10/100, "
+                "Tiny-ImageNet and their -C sets) on tiny generated files, toy budgets: does it assemble?",
+    dataset="cifar10", arch="resnet50", taus=(1.0, 50.0), n_eval=4, runtime="a few minutes per grid cell on a CPU",
+    train=Train(epochs=1, n_train=16, batch_size=8),
+    attacks=Attacks(budgets={name: {"steps": REHEARSAL_STEPS} for name in ("pgd20", "cw_linf", "pgd20_targeted")}
+                    | {"apgd_ce": {"steps": REHEARSAL_STEPS}, "apgd_dlr": {"steps": REHEARSAL_STEPS},
+                       "square": {"n_queries": 4}, "cw_l2": {"steps": REHEARSAL_STEPS, "binary_steps": 1},
+                       "autoattack": {"n_queries": 4, "steps": REHEARSAL_STEPS}}),
+    audit=Audit(pgd_steps=REHEARSAL_STEPS, long_steps=3, restarts=1, eps_grid=(8 / 255, 128 / 255),
+                curve_losses=("ce",), unbounded_steps=REHEARSAL_STEPS, targets=1, trims=AUDIT_TRIMS),
+    madry=Madry(epochs=1, steps=1, alpha=4 / 255, n_eval=4),
+    ldd=LDD(epochs=1, n_eval=4, autoattack_n=2, autoattack={"n_queries": 4, "steps": REHEARSAL_STEPS},
+            pseudo_attack_steps=REHEARSAL_STEPS),
+    tsne=Tsne(taus=(1.0, 50.0), n=16),
+    convergence=Convergence(taus=(1.0, 50.0), lrs=(0.1,), seeds=(0,), epochs=1),
+    calibration=Calibration(diagram_taus=(1.0, 50.0), max_iter=5),
+    grid=PAPER_GRID,
+))
+
 # Real CIFAR-10 on a CPU: one recipe for every τ, chosen on 10k training images (ASSUMPTIONS["cifar-cpu.recipe"]).
 CIFAR_CPU_TRAIN = Train(optimizer="adam", lr=3e-2, weight_decay=0.0, batch_size=128, epochs=15, image_size=32,
                         augment="crop+flip", n_train=10_000)
