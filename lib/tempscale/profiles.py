@@ -2,9 +2,10 @@
 
 - ``smoke``: the tests and nbval; seconds per notebook; numbers mean nothing beyond "the code runs".
 - ``quick``: the main job on a 2-core CPU with the offline digits data; minutes; shows the mechanisms at small scale.
-- ``cifar-cpu``: real CIFAR-10 at 32×32 on a 2-core CPU, the paper's τ grid and attack budgets; about an hour.
+- ``cifar-cpu``: real CIFAR-10 at 32×32 on a 2-core CPU, the paper's τ grid and attack budgets; 43 minutes.
 - ``paper``: the paper's settings (ResNet50 / ViT-S on CIFAR-10, CIFAR-100, Tiny-ImageNet; τ grid of Table I plus the
-  thesis' 150); GPU and the real datasets needed.
+  thesis' 150); GPU and the real datasets needed. Its grid (`PAPER_GRID`) runs each notebook per dataset and model.
+- ``rehearsal``: the paper's grid and code path at toy budgets on tiny generated files in the official formats.
 
 A profile is a frozen `Profile` with one frozen section per concern (train, attacks, audit, madry, ldd, tsne,
 convergence, corruptions, calibration, explore, variation); every value carries a one-line comment, and
@@ -386,7 +387,7 @@ _register(Profile(
     description="The paper's regime on a 2-core CPU: real CIFAR-10 at 32×32 (10k training images), ResNet-8, "
                 "the paper's τ grid and ε = 8/255. Needs the CIFAR-10 files (run_all.sh --download).",
     dataset="cifar10", arch="resnet8", taus=PAPER_TAUS, n_eval=200,
-    runtime="about 42 minutes on an idle 2-core CPU (notebook 00 trains the 8 τ in about 15)",
+    runtime="43 minutes on a 2-core CPU from a clean clone (notebook 00 trains the 8 τ in 14, notebook 02 attacks in 15)",
     train=CIFAR_CPU_TRAIN,
     # The paper's ε, PGD-20, APGD 100 steps and Square 5000 queries; C&W-L2 with 50 steps per c and 5 binary-search
     # steps (Carlini & Wagner: 1000 and 9), the one attack whose full budget alone would outlast notebook 02.
@@ -482,7 +483,7 @@ ASSUMPTIONS = MappingProxyType({
         "smallest gap between τ; the per-τ table of a run is in notebook 01. On the dev copy it reaches 58-63% for "
          "τ ≥ 0.5 but 54% at τ = 0.1, which stays under-trained at this budget (8.5 points below τ = 1)."),
     "cifar-cpu.sections": (
-        "cifar-cpu spends its hour on the τ grid and its attacks. Fig. 4 (3 SGD epochs, one seed), Madry AT (one "
+        "cifar-cpu spends its 43 minutes on the τ grid and its attacks. Fig. 4 (3 SGD epochs, one seed), Madry AT (one "
         "epoch, 2-step training PGD at step 4/255, 100 test images), LDD (one epoch per pair, 100 test images) and "
         "the audit's extra probes (PGD-50 with 2 restarts, a 3-point ε sweep, a 50-step unbounded attack, on notebook "
         "02's 200 images) run at budgets that show the code path on real images, not converged models; C&W-L2 "
