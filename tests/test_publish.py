@@ -26,3 +26,13 @@ def test_export_writes_pages_with_images_and_no_dead_widgets(tmp_path):
     assert '<a href="99_test.html">99 · A test page</a>' in index.read_text()
     text = page.read_text()
     assert f"data:image/png;base64,{PNG}" in text and "widget-view" not in text
+
+
+def test_progress_bars_are_dropped_and_warnings_kept():
+    bar = new_output("stream", name="stderr", text="\rrun-tau50:  42%|████      | 5/12 [00:01<00:02, 3.1it/s]")
+    blank = new_output("stream", name="stderr", text="\r" + " " * 80 + "\r")      # a bar clearing its line
+    warning = new_output("stream", name="stderr", text="UserWarning: this run STARTS FROM SCRATCH\n")
+    printed = new_output("stream", name="stdout", text="clean 99%|\n")
+    nb = new_notebook(cells=[new_code_cell("train()", outputs=[bar, blank, warning, printed])])
+    kept = publish.drop_progress_bars(nb).cells[0].outputs
+    assert kept == [warning, printed]     # a page is the same whether the runs were trained or read from the store

@@ -3,7 +3,8 @@
 `export_html(executed, out)` converts every ``NN_*.ipynb`` of an executed folder with nbconvert's lab template and
 writes an ``index.html`` linking them. Widget state is dropped first: a page has no kernel, so each explorer shows
 the PNG of its default view (nbconvert falls back to it when a widget's state is absent). Papermill's per-cell
-timestamps live in metadata and never reach the page, so unchanged results give unchanged pages.
+timestamps live in metadata and never reach the page, and progress bars (rates, times) are dropped, so unchanged
+results give unchanged pages whether the runs were trained or read from the store.
 """
 from __future__ import annotations
 
@@ -27,11 +28,28 @@ def _title(notebook: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
+def _is_progress_bar(output: nbformat.NotebookNode) -> bool:
+    """A tqdm bar on stderr, or the blanks it leaves when it clears itself: its text holds rates and times, so it
+    would change the page on every run."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    text = output.get("text", "")
+    return "%|" in text or not text.strip()
+
+
+def drop_progress_bars(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook without training/attack progress bars (warnings and other stderr text stay)."""
+    for cell in notebook.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not _is_progress_bar(o)]
+    return notebook
+
+
 def notebook_html(path: Path) -> tuple[str, str]:
     """(title, page) of one executed notebook."""
     from nbconvert import HTMLExporter
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = drop_progress_bars(nbformat.read(path, as_version=4))
     notebook.metadata.pop("widgets", None)
     exporter = HTMLExporter(template_name="lab")
     with warnings.catch_warnings():   # scrapbook's glued scraps are data, not displays: nothing to render
