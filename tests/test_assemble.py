@@ -49,6 +49,7 @@ def test_missing_cells_are_marked_beside_the_papers_numbers(profile, tmp_path):
     assert frame.loc["50", ("digits / resnet8", "pgd20", "this run")] == "60.00"
     assert frame.loc["0.1", ("cifar100 / resnet50", "clean", "paper")] == "70.39"   # paper Table I, CIFAR-100
     assert frame.loc["0.1", ("cifar100 / resnet50", "clean", "this run")] == A.MISSING
+    assert pd.isna(frame.loc["0.1", ("digits / resnet8", "clean", "this run")])     # a τ that cell did not train
     text = (tmp_path / "smoke" / "table_II__assembled.md").read_text()
     assert "cells not run yet: cifar10 / vit_small_patch16_224" in text and "98.45" in text   # paper Table II
 

@@ -64,7 +64,8 @@ def _read(path: Path) -> pd.DataFrame:
     with path.open(encoding="utf-8") as handle:
         handle.readline()
         two_levels = handle.readline().startswith("source,")
-    frame = pd.read_csv(path, header=[0, 1] if two_levels else 0, index_col=0, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(path, header=[0, 1] if two_levels else 0, index_col=0, dtype=str, keep_default_na=False,
+                        na_values=[""])   # an empty cell is a value this cell's run did not produce: shown "—"
     if not two_levels:
         frame.columns = pd.MultiIndex.from_product([list(frame.columns), ["this run"]])
     return frame
