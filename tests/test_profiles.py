@@ -57,3 +57,11 @@ def test_the_train_section_changes_only_what_it_sets():
     assert (paper.optimizer, paper.lr, paper.epochs, paper.batch_size) == ("sgd", 0.1, 200, 128)
     vit = PROFILES["paper"].spec(1.0, arch="vit_small_patch16_224")
     assert (vit.optimizer, vit.lr, vit.epochs) == ("adam", 1e-4, 30)
+
+
+def test_changes_for_one_tau_only():
+    profile = get_profile("cifar-cpu")
+    assert profile.spec(0.1).lr == 3e-3                      # τ = 0.1 converges only at the smaller step
+    assert {profile.spec(t).lr for t in profile.taus if t != 0.1} == {3e-2}
+    assert profile.spec(0.1, lr=0.1).lr == 0.1               # an explicit override still wins
+    assert get_profile("quick").tau_train == {}
