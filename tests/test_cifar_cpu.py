@@ -60,8 +60,10 @@ def test_profile_is_the_papers_regime():
     spec = profile.spec(100.0)
     assert (profile.dataset, profile.taus, profile.attacks.eps) == ("cifar10", PAPER_TAUS, PAPER_EPS)
     assert (spec.dataset, spec.image_size, spec.tau) == ("cifar10", 32, 100.0)
-    assert {profile.spec(t).replace(tau=1.0).key() for t in profile.taus} == {profile.spec(1.0).key()}, \
-        "one recipe for every τ"
+    assert {profile.spec(t).replace(tau=1.0).key() for t in profile.taus if t != 0.1} == {profile.spec(1.0).key()}, \
+        "one recipe for every τ but 0.1"
+    assert profile.spec(0.1).replace(tau=1.0, lr=profile.spec(1.0).lr).key() == profile.spec(1.0).key(), \
+        "τ = 0.1 differs in its learning rate only"
 
 
 def test_smoke_sized_grid_trains_attacks_and_audits(cifar_env):
