@@ -61,20 +61,15 @@ check_data() {
     # The profile's dataset must be readable (or downloaded, when asked) before the first notebook starts.
     .venv/bin/python - "$1" "$2" <<'PY' || exit 2
 import sys
-from tempscale.data import load_dataset
+from tempscale.data import load_dataset, require_official_corrupted
 from tempscale.errors import TempscaleError
 from tempscale.profiles import get_profile
-
-from tempscale.data import has_official_corrupted, corrupted_root
-from tempscale.evaluation import NEEDS_OFFICIAL_CORRUPTIONS
 
 profile = get_profile(sys.argv[1])
 try:
     for dataset in dict.fromkeys([cell.dataset for cell in profile.grid] or [profile.dataset]):
         load_dataset(dataset, download=sys.argv[2] == "1")
-        if dataset in NEEDS_OFFICIAL_CORRUPTIONS and not has_official_corrupted(dataset):
-            sys.exit(f"run_all.sh: {corrupted_root(dataset)} is missing: {dataset} needs the official -C release "
-                     f"(Hendrycks & Dietterich, zenodo) unpacked there")
+        require_official_corrupted(dataset)
 except TempscaleError as err:
     sys.exit(f"run_all.sh: {err} (or name its parent folder with --data-dir)")
 except OSError as err:  # a download that could not reach the server

@@ -18,7 +18,7 @@ import pandas as pd
 from . import paper
 from .errors import InvalidSpecError
 from .paths import figures_dir, output_tag
-from .profiles import GridCell, Profile
+from .profiles import GridCell, Profile, recipe_family
 from .tables import write_table
 
 MISSING = "missing"
@@ -36,7 +36,7 @@ class Assembly:
 
 
 def _is_vit(cell: GridCell) -> bool:
-    return cell.arch.startswith("vit")
+    return recipe_family(cell.arch) == "vit"
 
 
 ASSEMBLIES: tuple[Assembly, ...] = (
@@ -76,7 +76,8 @@ def _missing_frame(cell: GridCell, assembly: Assembly, template: pd.DataFrame | 
     published = None
     if assembly.published is not None:
         try:
-            published = assembly.published(_paper_arch(cell.arch), cell.dataset)
+            reference = paper.VIT_SMALL if _is_vit(cell) else paper.RESNET50   # the paper's two model families
+            published = assembly.published(reference, cell.dataset)
         except InvalidSpecError:              # the paper has no such table: nothing to show beside "missing"
             published = None
     if published is not None:
@@ -90,11 +91,6 @@ def _missing_frame(cell: GridCell, assembly: Assembly, template: pd.DataFrame | 
     return pd.DataFrame({("result", "this run"): [MISSING]}, index=pd.Index(["all"]))
 
 
-def _paper_arch(arch: str) -> str:
-    """The published model family a cell is compared with (the paper reports ResNet50 and ViT-S/16 only)."""
-    return paper.VIT_SMALL if arch.startswith("vit") else paper.RESNET50
-
-
 def assemble(profile: Profile, assembly: Assembly) -> tuple[pd.DataFrame, list[GridCell]] | None:
     """Every grid cell's table side by side (columns: dataset / model, then the cell's own), and the missing cells.
 
@@ -102,13 +98,11 @@ def assemble(profile: Profile, assembly: Assembly) -> tuple[pd.DataFrame, list[G
     cells = cells_for(profile, assembly)
     if not cells:
         return None
-    folder = figures_dir(profile.name)
-    found = {_cell_label(c): _read(folder / f"{assembly.stem}__{output_tag(c)}.csv") for c in cells
-             if (folder / f"{assembly.stem}__{output_tag(c)}.csv").exists()}
+    files = {c: figures_dir(profile.name) / f"{assembly.stem}__{output_tag(c)}.csv" for c in cells}
+    found = {c: _read(path) for c, path in files.items() if path.exists()}
     template = next(iter(found.values()), None)
-    missing = [c for c in cells if _cell_label(c) not in found]
-    parts = {_cell_label(c): found.get(_cell_label(c)) if _cell_label(c) in found
-             else _missing_frame(c, assembly, template) for c in cells}
+    missing = [c for c in cells if c not in found]
+    parts = {_cell_label(c): found[c] if c in found else _missing_frame(c, assembly, template) for c in cells}
     for part in parts.values():
         part.index = part.index.astype(str)
     frame = pd.concat(parts, axis=1)

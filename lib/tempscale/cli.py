@@ -113,13 +113,18 @@ def check_common(args) -> None:
     check_runs_dir(Path(args.runs_dir) if args.runs_dir else runs_dir())
 
 
+# The flags that change a run's spec, named as its fields.
+SPEC_FLAGS = ("dataset", "arch", "method", "epochs", "lr", "batch_size", "image_size", "n_train", "optimizer")
+
+
+def spec_flags(args) -> dict:
+    """The spec fields given on the command line (None: not given)."""
+    return {k: v for k in SPEC_FLAGS if (v := getattr(args, k, None)) is not None}
+
+
 def spec_from_args(args):
     profile = get_profile(args.profile)
-    overrides = {k: v for k, v in {
-        "dataset": args.dataset, "arch": args.arch, "method": args.method, "epochs": args.epochs, "lr": args.lr,
-        "batch_size": args.batch_size, "image_size": args.image_size, "n_train": args.n_train,
-        "optimizer": getattr(args, "optimizer", None),
-    }.items() if v is not None}
+    overrides = spec_flags(args)
     # Within the profile's family (resnet8 → resnet20) the profile's recipe stays; another family (a CNN profile
     # asked for a ViT) takes that family's recipe (ViT: Adam, 30 epochs), which the user is told.
     new_family = recipe_family(args.arch) if args.arch else None
@@ -207,9 +212,7 @@ def sweep_specs_from_args(args):
     if args.tau is not None or args.seed is not None:
         raise InvalidSpecError("sweep runs the profile's whole τ grid and seeds; --tau and --seed are for train")
     profile, spec = spec_from_args(args)
-    flags = [args.dataset, args.arch, args.method, args.epochs, args.lr, args.batch_size, args.image_size,
-             args.n_train, getattr(args, "optimizer", None)]
-    if profile.grid and all(flag is None for flag in flags):
+    if profile.grid and not spec_flags(args):
         return profile, grid_specs(profile)     # every dataset and model of the profile's grid
     overrides = {k: v for k, v in spec.to_dict().items() if k not in ("tau", "seed")}
     return profile, sweep_specs(profile, **overrides)

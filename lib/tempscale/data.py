@@ -437,6 +437,18 @@ def has_official_corrupted(dataset: str, data_dir: str | Path | None = None) -> 
     return (root / "labels.npy").exists() or (dataset == "tinyimagenet" and root.is_dir())
 
 
+# Datasets whose -C images must come from the official release: the generator's constants are CIFAR's (32×32).
+NEEDS_OFFICIAL_CORRUPTIONS = frozenset({"tinyimagenet"})
+
+
+def require_official_corrupted(dataset: str, data_dir: str | Path | None = None) -> None:
+    """Raise DataNotFoundError when `dataset` can only be corrupted by its official -C release and that is absent."""
+    if dataset in NEEDS_OFFICIAL_CORRUPTIONS and not has_official_corrupted(dataset, data_dir):
+        raise DataNotFoundError(
+            f"{corrupted_root(dataset, data_dir)} is missing: the generated corruptions are tuned for 32×32 images, "
+            f"so {dataset} needs the official -C release (Hendrycks & Dietterich, zenodo) unpacked there")
+
+
 def official_corruptions(dataset: str, data_dir: str | Path | None = None) -> list[str]:
     """The corruptions the official -C folder holds, in its canonical order (CIFAR-10-C: 19; Tiny-ImageNet-C: 15)."""
     root = corrupted_root(dataset, data_dir)

@@ -13,18 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from .attacks import ATTACKS
-from .data import corrupted_root, first_n, has_official_corrupted, load_corrupted, official_corruptions
+from .data import first_n, has_official_corrupted, load_corrupted, official_corruptions, require_official_corrupted
 from .experiments import eval_set
-from .errors import DataNotFoundError, InvalidSpecError
+from .errors import InvalidSpecError
 from .inference import pick_device
 from .profiles import Profile
 from .robustness import evaluate_suite
 from .runs import Run
 from .stats import interval_text
-
-
-# Datasets whose -C images must come from the official release: the generator's constants are CIFAR's (32×32).
-NEEDS_OFFICIAL_CORRUPTIONS = frozenset({"tinyimagenet"})
 
 
 def official_corruption_source(dataset: str, n: int, image_size: int,
@@ -67,12 +63,8 @@ def evaluate_run(run: Run, names: list[str], profile: Profile, *, n_eval: int | 
     for name, changes in (budgets or {}).items():
         overrides[name] = {**overrides.get(name, {}), **changes}
     if "corruptions" in names:
+        require_official_corrupted(run.spec.dataset, data_dir)
         source = official_corruption_source(run.spec.dataset, len(y), x.shape[-1], data_dir)
-        if source is None and run.spec.dataset in NEEDS_OFFICIAL_CORRUPTIONS:
-            raise DataNotFoundError(
-                f"{corrupted_root(run.spec.dataset, data_dir)} is missing: the generated corruptions are tuned for "
-                f"32×32 images, so {run.spec.dataset} needs the official -C release (Hendrycks & Dietterich, zenodo) "
-                f"unpacked there")
         overrides["corruptions"] = {"severity": severity or profile.corruptions.severity, "source": source}
         if source is not None:   # the release's own list: Tiny-ImageNet-C has 15 of CIFAR-10-C's 19
             overrides["corruptions"]["names"] = official_corruptions(run.spec.dataset, data_dir)
