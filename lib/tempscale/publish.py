@@ -11,10 +11,12 @@ from __future__ import annotations
 import html
 import warnings
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from .io import atomic_write_text
+
+if TYPE_CHECKING:   # nbformat costs a second to import (its JSON-schema checkers): only the html command needs it
+    import nbformat
 
 HTML_DIR = Path("notebooks") / "html"    # relative to the project root; committed, linked from the README
 
@@ -47,6 +49,7 @@ def drop_progress_bars(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode
 
 def notebook_html(path: Path) -> tuple[str, str]:
     """(title, page) of one executed notebook."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     notebook = drop_progress_bars(nbformat.read(path, as_version=4))
