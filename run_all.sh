@@ -9,6 +9,7 @@
 #                        dataset and model it covers, `python -m tempscale grid --profile paper`) | rehearsal (the
 #                        paper's grid and code path at toy budgets on tiny generated files in the official formats)
 #   --only 00,03         run a subset of notebooks (by number prefix)
+#   --jobs N             notebooks run at once (default 2), each on one thread (OMP_NUM_THREADS, if set, instead)
 #   --keep-going         run the remaining notebooks after a failure
 #   --data-dir DIR       where the profile's dataset lives (default: $TEMPSCALE_DATA or ./data)
 #   --download           fetch CIFAR into the data directory when it is missing (needs internet)
@@ -17,6 +18,8 @@
 # A notebook whose inputs (notebook, parameters, library, pins, data listing, settings) are unchanged since it last
 # succeeded, and whose outputs are intact, is skipped (lib/tempscale/stamps.py); trainings and attacks are cached
 # in the run store either way.
+# Where things go: TEMPSCALE_RUNS (run store, ./runs), TEMPSCALE_FIGURES (./figures), TEMPSCALE_EXECUTED (./executed);
+# the README table and notebooks/html/ are rewritten only by a quick run into ./figures.
 # Each command creates or refreshes .venv from requirements.txt first; with unchanged pins that takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -78,14 +81,16 @@ PY
 }
 
 run_notebooks() {
-    local profile=quick only="" keep_going=0 download=0 force=0 list=0
+    local profile=quick only="" keep_going=0 download=0 force=0 list=0 n_jobs=2
     while [[ $# -gt 0 ]]; do
         case "$1" in
-            --profile|--only|--data-dir)
+            --profile|--only|--data-dir|--jobs)
                 [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see ./run_all.sh --help)"
                 case "$1" in
                     --profile) profile="$2" ;;
                     --only) only="$2" ;;
+                    --jobs) [[ $2 =~ ^[1-9][0-9]*$ ]] || die "--jobs takes a positive number of notebooks run at once; got '$2'"
+                            n_jobs=$2 ;;
                     --data-dir) [[ -d "$2" ]] || die "--data-dir: no folder '$2'"
                                 export TEMPSCALE_DATA; TEMPSCALE_DATA=$(cd "$2" && pwd) ;;  # notebooks run in notebooks/
                 esac
@@ -94,7 +99,7 @@ run_notebooks() {
             --download) download=1; shift ;;
             --force) force=1; shift ;;
             --list) list=1; shift ;;
-            -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+            -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
             *) die "unknown option: $1 (see ./run_all.sh --help)" ;;
         esac
     done
@@ -113,7 +118,7 @@ run_notebooks() {
         done
     fi
     ensure_env
-    local out="executed/$profile" failed=() summary=() not_run=() name t0 status stop="" job nb_id
+    local out="${TEMPSCALE_EXECUTED:-executed}/$profile" failed=() summary=() not_run=() name t0 status stop="" job nb_id
     local figures="${TEMPSCALE_FIGURES:-$ROOT/figures}" grid jobs=() key stamp marker
     [[ $profile == quick ]] || figures="$figures/$profile"
     mkdir -p "$out"
@@ -138,35 +143,67 @@ run_notebooks() {
         [[ -e $TEMPSCALE_DATA/REHEARSAL ]] || .venv/bin/python -m tempscale.rehearsal "$TEMPSCALE_DATA" >/dev/null
     fi
     [[ $list == 1 ]] || check_data "$profile" "$download"
-    local dataset arch params
+    # Parallel notebooks, one thread each: on a 2-core CPU two single-thread notebooks finish sooner than one
+    # two-thread notebook after another (benchmarks/bench_main_job.py), and results computed with one thread depend
+    # on neither --jobs nor the machine's core count (CPU kernels split their sums by thread). The count is recorded
+    # with every result and keys the attack caches; OMP_NUM_THREADS set by the caller wins.
+    if [[ $n_jobs -gt 1 ]] && (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501 )); then
+        echo "run_all.sh: bash $BASH_VERSION cannot wait for one of several jobs (needs 5.1); running one at a time"
+        n_jobs=1
+    fi
+    local threads=${OMP_NUM_THREADS:-1}
+    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+    local dataset arch params index=0 running=0 pid finished
+    local job_index=() job_start=()   # by process id
+    local names=() results=()
     for job in "${jobs[@]}"; do
         IFS='|' read -r nb dataset arch <<<"$job"
-        name=$(basename "$nb" .ipynb); params=()
-        if [[ -n $dataset ]]; then
-            name="${name}__${dataset}_${arch}"; params=(-p dataset "$dataset" -p arch "$arch")
-        fi
-        if [[ -n $stop ]]; then not_run+=("$name"); continue; fi
-        stamp="$out/$name.stamp"
-        key=$(.venv/bin/python lib/tempscale/stamps.py key "$nb" "$profile" "${params[@]}")
-        if [[ $force == 0 ]] && .venv/bin/python lib/tempscale/stamps.py fresh "$stamp" "$key"; then
-            summary+=("$(printf '%-52s %-7s %5s' "$name" "current" "-")")
-            continue
-        fi
-        if [[ $list == 1 ]]; then summary+=("$(printf '%-52s %-7s' "$name" "to run")"); continue; fi
-        echo "==> $name (profile $profile)"
-        t0=$SECONDS; marker="$out/.$name.started"; rm -f "$stamp"; touch "$marker"
-        # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
-        if MPLBACKEND=module://matplotlib_inline.backend_inline \
-                .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" "${params[@]}" \
-                --cwd notebooks --progress-bar --log-level WARNING; then
+        name=$(basename "$nb" .ipynb)
+        [[ -z $dataset ]] || name="${name}__${dataset}_${arch}"
+        names+=("$name"); results+=("")
+    done
+    while [[ ( $index -lt ${#jobs[@]} && -z $stop ) || $running -gt 0 ]]; do
+        while [[ $index -lt ${#jobs[@]} && $running -lt $n_jobs && -z $stop ]]; do
+            IFS='|' read -r nb dataset arch <<<"${jobs[$index]}"
+            name=${names[$index]}; params=()
+            [[ -z $dataset ]] || params=(-p dataset "$dataset" -p arch "$arch")
+            stamp="$out/$name.stamp"
+            key=$(.venv/bin/python lib/tempscale/stamps.py key "$nb" "$profile" "${params[@]}")
+            if [[ $force == 0 ]] && .venv/bin/python lib/tempscale/stamps.py fresh "$stamp" "$key"; then
+                results[$index]="current|-"
+            elif [[ $list == 1 ]]; then
+                results[$index]="to run|"
+            else
+                echo "==> $name (profile $profile, $threads thread(s); log: $out/$name.log)"
+                marker="$out/.$name.started"; rm -f "$stamp"; touch "$marker"
+                # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
+                ( MPLBACKEND=module://matplotlib_inline.backend_inline \
+                    .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" "${params[@]}" \
+                        --cwd notebooks --log-level WARNING >"$out/$name.log" 2>&1 &&
+                    .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$marker" "$out/$name.ipynb" \
+                        "$figures"
+                  status=$?; rm -f "$marker"; exit $status ) &
+                job_index[$!]=$index; job_start[$!]=$SECONDS; running=$((running + 1))
+            fi
+            index=$((index + 1))
+        done
+        [[ $running -gt 0 ]] || continue
+        finished=0; wait -n -p pid || finished=$?
+        running=$((running - 1))
+        name=${names[${job_index[$pid]}]}
+        if [[ $finished == 0 ]]; then
             status=ok
-            .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$marker" "$out/$name.ipynb" "$figures"
         else
             status=FAILED; failed+=("$name")
+            tail -n 20 "$out/$name.log" >&2
+            [[ $keep_going == 1 || -n $stop ]] || stop=$name
         fi
-        rm -f "$marker"
-        summary+=("$(printf '%-52s %-7s %5d s' "$name" "$status" $((SECONDS - t0)))")
-        if [[ $status == FAILED && $keep_going == 0 ]]; then stop=$name; fi
+        echo "<== $name $status ($((SECONDS - ${job_start[$pid]})) s)"
+        results[${job_index[$pid]}]="$status|$((SECONDS - ${job_start[$pid]})) s"
+    done
+    for index in "${!names[@]}"; do
+        if [[ -z ${results[$index]} ]]; then not_run+=("${names[$index]}"); continue; fi
+        summary+=("$(printf '%-52s %-7s %7s' "${names[$index]}" "${results[$index]%%|*}" "${results[$index]#*|}")")
     done
     echo; echo "==> summary (profile $profile; executed copies in $out/; current = up to date, skipped)"
     printf '  %s\n' "${summary[@]}"
@@ -184,7 +221,8 @@ run_notebooks() {
     if [[ -n $grid ]]; then
         .venv/bin/python -m tempscale assemble --profile "$profile"   # the paper's multi-dataset / multi-model tables
     fi
-    if [[ $profile == quick && -z $only ]]; then
+    # (Only for the committed figures: a run that writes its figures elsewhere leaves the README and pages alone.)
+    if [[ $profile == quick && -z $only && $figures == "$ROOT/figures" ]]; then
         # The README's results table is written from the numbers the notebooks recorded (scrapbook), never by hand.
         .venv/bin/python -m tempscale readme --executed "$out"
         .venv/bin/python -m tempscale html --executed "$out"   # notebooks/html/: the executed notebooks, browsable
@@ -194,6 +232,8 @@ run_notebooks() {
 run_lab() {
     ensure_env
     unset MPLBACKEND   # the kernel then uses the inline backend: figures appear in the notebook
+    # One thread, as the main job: the kernel then reads the attacks the batch run cached and shows its numbers.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-${OMP_NUM_THREADS:-1}}
     # TEMPSCALE_RUNS (above) is the batch run's store: interactive cells reuse its runs instead of retraining.
     local as_root=(); [[ $EUID -eq 0 ]] && as_root=(--allow-root)   # containers often run as root
     exec .venv/bin/jupyter lab --notebook-dir=notebooks "${as_root[@]}" "$@"

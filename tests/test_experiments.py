@@ -154,11 +154,11 @@ def test_runs_table_one_row_per_tau_and_written_without_run_folders(fake_runs, t
 def test_convergence_curves_cover_every_lr_tau_and_seed(fake_runs, monkeypatch):
     trained = []
 
-    def fake_get_or_train(spec, runs_dir=None, **_):
-        trained.append(spec)
-        return fake_runs[1.0]
+    def fake_get_or_train_each(specs, runs_dir=None, **_):
+        trained.extend(specs)
+        return [fake_runs[1.0]] * len(specs)
 
-    monkeypatch.setattr(T, "get_or_train", fake_get_or_train)
+    monkeypatch.setattr(T, "get_or_train_each", fake_get_or_train_each)
     profile = get_profile("smoke", convergence={"taus": (0.5, 50.0), "lrs": (0.1, 0.01), "seeds": (0, 1),
                                                 "epochs": 3})
     curves = T.convergence_curves(profile)

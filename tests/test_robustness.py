@@ -379,13 +379,15 @@ def test_changed_model_code_is_recomputed(digits, tmp_path, monkeypatch):
 
 def test_changed_environment_is_recomputed(digits, tmp_path, monkeypatch):
     model, x, y = digits
+    threads = torch.get_num_threads()
     for change in (lambda mp: mp.setattr(torch, "__version__", "0.0.1"),
                    lambda mp: mp.setattr(robustness, "_device_type", lambda model: "cuda"),
-                   lambda mp: mp.setattr(robustness, "_version", lambda name: "0.0.1")):
+                   lambda mp: mp.setattr(robustness, "_version", lambda name: "0.0.1"),
+                   lambda mp: mp.setattr(torch, "get_num_threads", lambda: threads + 1)):
         assert recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch, change)
     environments = [json.loads(path.read_text())["environment"] for path in tmp_path.rglob("meta.json")]
-    assert {"device": "cpu", "torch": torch.__version__, "torchattacks": "3.5.1",
-            "pyautoattack": "0.2.0"} in environments and len(environments) == 4
+    assert {"device": "cpu", "cpu_threads": threads, "torch": torch.__version__,
+            "torchattacks": "3.5.1", "pyautoattack": "0.2.0"} in environments and len(environments) == 5
 
 
 def test_changed_corruption_generator_is_recomputed(digits, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from tempscale.errors import CorruptCheckpointError, InvalidSpecError
 from tempscale.io import load_verified, read_json_verified
 from tempscale.models import build_model
 from tempscale.profiles import get_profile
-from tempscale.runs import Run, RunLock, get_or_train, list_runs, train_run
+from tempscale.runs import Run, RunLock, get_or_train, get_or_train_each, list_runs, train_run
 from tempscale.train import StopTraining, augment, build_for_spec, count_errors, fit, make_optimizer
 
 SMOKE = get_profile("smoke")
@@ -109,6 +109,26 @@ def test_second_process_waits_for_the_lock(tmp_path):
     lock.release()
     worker.join(60)
     assert run.is_complete
+
+
+def test_a_run_held_by_another_process_is_trained_last(tmp_path):
+    """Two notebooks on the same grid split it: the run another process trains now is put off, not waited on."""
+    specs = [_spec(tau=tau, epochs=1).replace(init="scratch") for tau in (1.0, 10.0, 50.0)]
+    held = Run(specs[0], tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    lock = RunLock(held).lock
+    lock.acquire()
+    done = []
+    worker = threading.Thread(target=lambda: done.extend(get_or_train_each(specs, runs_dir=tmp_path, progress=False)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while worker.is_alive() and not all(Run(s, tmp_path).is_complete for s in specs[1:]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(Run(s, tmp_path).is_complete for s in specs[1:]) and not held.checkpoint_path.exists()
+    assert worker.is_alive()   # the held run is left, and now waited for
+    lock.release()
+    worker.join(60)
+    assert [run.dir for run in done] == [Run(s, tmp_path).dir for s in specs] and held.is_complete
 
 
 def test_bad_specs_rejected():

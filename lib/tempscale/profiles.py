@@ -389,7 +389,8 @@ _register(Profile(
     description="The paper's regime on a 2-core CPU: real CIFAR-10 at 32×32 (10k training images), ResNet-8, "
                 "the paper's τ grid and ε = 8/255. Needs the CIFAR-10 files (run_all.sh --download).",
     dataset="cifar10", arch="resnet8", taus=PAPER_TAUS, n_eval=200,
-    runtime="43 minutes on a 2-core CPU from a clean clone (notebook 00 trains the 8 τ in 14, notebook 02 attacks in 15)",
+    runtime="43 minutes on a 2-core CPU from a clean clone, one notebook at a time on 2 threads (notebook 00 trains "
+            "the 8 τ in 14, notebook 02 attacks in 15)",
     train=CIFAR_CPU_TRAIN,
     # τ = 0.1 (logits ×10 in the loss) overshoots at lr 3e-2 and ends 8.5 points below τ = 1; at 3e-3 it converges
     # (ASSUMPTIONS["cifar-cpu.recipe"]).

@@ -152,9 +152,12 @@ def _device_type(model: nn.Module) -> str:
 
 
 def environment_fingerprint(model: nn.Module) -> dict:
-    """Where and with what the numbers were computed: the model's device type and the attack libraries' versions
-    (kernels and RNG streams differ between devices and torch versions)."""
-    return {"device": _device_type(model), "torch": torch.__version__, "torchattacks": _version("torchattacks"),
+    """Where and with what the numbers were computed: the model's device type, on a CPU its thread count (the
+    kernels split their sums by thread, so one and two threads differ in the last bits and can flip a borderline
+    example), and the attack libraries' versions (kernels and RNG streams differ between devices and versions)."""
+    device = _device_type(model)
+    threads = {"cpu_threads": torch.get_num_threads()} if device == "cpu" else {}
+    return {"device": device, **threads, "torch": torch.__version__, "torchattacks": _version("torchattacks"),
             "pyautoattack": _version("pyautoattack")}
 
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -318,6 +318,22 @@ def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: st
     return run
 
 
+def get_or_train_each(specs: Sequence[RunSpec], runs_dir: str | Path | None = None,
+                      data_dir: str | Path | None = None, **kwargs) -> list[Run]:
+    """`get_or_train` for each spec, in order, sharing the work with other processes: a run another process is
+    training right now is put off until nothing else is left (then its lock is waited for). Notebooks that start
+    together on the same grid (./run_all.sh's parallel jobs) split its training instead of queueing on each run."""
+    specs = [spec.replace(init=resolve_init(spec.arch, spec.init)).validate() for spec in specs]
+    stored = [Run(spec, runs_dir, data_dir) for spec in specs]
+    runs: dict[int, Run] = {}
+    while len(runs) < len(specs):
+        pending = [i for i in range(len(specs)) if i not in runs]
+        index = next((i for i in pending if stored[i].is_complete or RunLock(stored[i]).holder_if_held() is None),
+                     pending[0])
+        runs[index] = get_or_train(specs[index], runs_dir=runs_dir, data_dir=data_dir, **kwargs)
+    return [runs[i] for i in range(len(specs))]
+
+
 def load_finished_model(run_dir: Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model of the finished run in `run_dir` (methods that learn from a stored run open it through this)."""
     if not (run_dir / "spec.json").exists():
@@ -330,5 +346,5 @@ def load_finished_model(run_dir: Path, device: str | torch.device = "cpu") -> nn
 
 set_stored_model_loader(load_finished_model)
 
-__all__ = ["Run", "RunCheckpoint", "RunLock", "get_or_train", "list_runs", "train_run", "load_finished_model",
+__all__ = ["Run", "RunCheckpoint", "RunLock", "get_or_train", "get_or_train_each", "list_runs", "train_run", "load_finished_model",
            "check_runs_dir", "run_folder_name"]

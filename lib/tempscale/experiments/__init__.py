@@ -11,7 +11,7 @@ import torch
 
 from ..data import first_n, load_dataset
 from ..profiles import Profile
-from ..runs import Run, get_or_train
+from ..runs import Run, get_or_train_each
 
 
 def notebook_profile(default: str = "quick") -> str:
@@ -22,8 +22,9 @@ def notebook_profile(default: str = "quick") -> str:
 def train_grid(profile: Profile, taus=None, seed: int | None = None, progress: bool = True,
                **spec_overrides) -> dict[float, Run]:
     """One run per τ (the profile's grid unless given), trained once and reused afterwards."""
-    taus = profile.taus if taus is None else taus
-    return {float(t): get_or_train(profile.spec(t, seed=seed, **spec_overrides), progress=progress) for t in taus}
+    taus = [float(t) for t in (profile.taus if taus is None else taus)]
+    specs = [profile.spec(t, seed=seed, **spec_overrides) for t in taus]
+    return dict(zip(taus, get_or_train_each(specs, progress=progress)))
 
 
 def eval_set(profile: Profile, run: Run | None = None, n: int | None = None,

@@ -23,7 +23,7 @@ from ..methods.pseudo import ldd_pseudo_args
 from ..paper import ldd_table
 from ..paths import output_path
 from ..profiles import Profile
-from ..runs import Run, get_or_train
+from ..runs import Run, get_or_train, get_or_train_each
 from ..spec import RunSpec
 from ..tables import side_by_side, write_table
 from . import eval_set
@@ -136,7 +136,7 @@ def run_ldd_study(profile: Profile, tables=None) -> LDDStudy:
     tables = TABLES if tables is None else tuple(tables)
     configs = configurations(profile.ldd.ratio)
     keys = dict.fromkeys(k for t in tables for k in NEEDED[t])
-    runs = {key: get_or_train(ldd_spec(profile, **configs[key])) for key in keys}
+    runs = dict(zip(keys, get_or_train_each([ldd_spec(profile, **configs[key]) for key in keys])))
     size = profile.spec(1.0).image_size or THESIS_SIZE
     _, y = eval_set(profile, next(iter(runs.values())), profile.eval_n(profile.ldd.n_eval))
     return LDDStudy(profile, tables, runs, size, len(y))

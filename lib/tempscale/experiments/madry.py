@@ -16,7 +16,7 @@ from ..evaluation import evaluate_run
 from ..methods.madry import madry_args
 from ..paths import output_path
 from ..profiles import Profile
-from ..runs import Run, get_or_train
+from ..runs import Run, get_or_train_each
 from ..spec import RunSpec
 from ..tables import format_tau, side_by_side, write_table
 
@@ -99,8 +99,8 @@ class MadryStudy:
 def run_madry_study(profile: Profile, taus=None) -> MadryStudy:
     """Train (or reuse) every run of Table III at the profile's scale and score them; nothing is written."""
     taus = table_iii_taus(profile, taus)
-    runs = {tau: get_or_train(madry_spec(profile, tau)) for tau in taus}
-    standard = get_or_train(standard_spec(profile))
+    *trained, standard = get_or_train_each([madry_spec(profile, tau) for tau in taus] + [standard_spec(profile)])
+    runs = dict(zip(taus, trained))
     scores = {tau: accuracies(evaluate(run, profile)) for tau, run in runs.items()}
     reference = evaluate(standard, profile)
     no_at, n_images = accuracies(reference), reference["clean"]["n"]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..paths import output_path
 from ..profiles import RECIPES, Profile
-from ..runs import Run, get_or_train
+from ..runs import Run, get_or_train_each
 from ..tables import write_table
 
 CONVERGED_ACCURACY = 0.9   # below this clean accuracy a τ counts as not converged (notebook 01)
@@ -53,15 +53,12 @@ def paper_sgd() -> dict:
 def convergence_curves(profile: Profile, runs_dir: str | Path | None = None) -> pd.DataFrame:
     """Test errors per epoch of every (lr, τ, seed) of the profile's convergence section, one row per epoch."""
     grid, sgd = profile.convergence, paper_sgd()
-    rows = []
-    for lr in grid.lrs:
-        for tau in grid.taus:
-            for seed in grid.seeds:
-                epochs = grid.epochs or profile.spec(tau).epochs
-                spec = profile.spec(tau, seed=seed, lr=lr, epochs=epochs, **sgd)
-                for h in get_or_train(spec, runs_dir=runs_dir).history:
-                    rows.append({"lr": lr, "τ": tau, "seed": seed, "epoch": h["epoch"],
-                                 "test_errors": h["test_errors"], "test_total": h["test_total"]})
+    cells = [(lr, tau, seed) for lr in grid.lrs for tau in grid.taus for seed in grid.seeds]
+    specs = [profile.spec(tau, seed=seed, lr=lr, epochs=grid.epochs or profile.spec(tau).epochs, **sgd)
+             for lr, tau, seed in cells]
+    rows = [{"lr": lr, "τ": tau, "seed": seed, "epoch": h["epoch"], "test_errors": h["test_errors"],
+             "test_total": h["test_total"]}
+            for (lr, tau, seed), run in zip(cells, get_or_train_each(specs, runs_dir=runs_dir)) for h in run.history]
     return pd.DataFrame(rows)
 
 
