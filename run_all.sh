@@ -118,7 +118,7 @@ run_notebooks() {
         done
     fi
     ensure_env
-    local out="${TEMPSCALE_EXECUTED:-executed}/$profile" failed=() summary=() not_run=() name t0 status stop="" job nb_id
+    local out="${TEMPSCALE_EXECUTED:-executed}/$profile" failed=() summary=() not_run=() name status stop="" job nb_id
     local figures="${TEMPSCALE_FIGURES:-$ROOT/figures}" grid jobs=() key stamp marker
     [[ $profile == quick ]] || figures="$figures/$profile"
     mkdir -p "$out"

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
 SUMMARY_LINE = re.compile(r"^\s+(\d\d_\S+)\s+(ok|FAILED)\s+(\d+) s$")
 
 
@@ -49,7 +50,7 @@ def main_job(profile: str, jobs: int, threads: int, only: str | None) -> tuple[d
 
 
 GRID_SCRIPT = """
-import sys, torch
+import sys
 from tempscale.experiments import train_grid
 from tempscale.profiles import get_profile
 train_grid(get_profile(sys.argv[1]), progress=False)
@@ -61,9 +62,8 @@ def grid_training(profile: str, processes: int) -> float:
     threads = max(1, os.cpu_count() // processes)
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as tmp:
         env = {**os.environ, "TEMPSCALE_RUNS": tmp, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        python = str(ROOT / ".venv" / "bin" / "python")
         started = time.perf_counter()
-        workers = [subprocess.Popen([python, "-c", GRID_SCRIPT, profile], env=env) for _ in range(processes)]
+        workers = [subprocess.Popen([PYTHON, "-c", GRID_SCRIPT, profile], env=env) for _ in range(processes)]
         if any(worker.wait() for worker in workers):
             sys.exit("bench_main_job: training the grid failed")
         return time.perf_counter() - started
@@ -120,7 +120,7 @@ print(times["one_by_one"], times["batched"])
 
 def batched_training(profile: str, steps: int = 20) -> tuple[float, float]:
     """(one by one, vmap-batched) seconds for `steps` Adam steps of every τ's model, in one process."""
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", BATCHED_SCRIPT, profile, str(steps)],
+    out = subprocess.run([PYTHON, "-c", BATCHED_SCRIPT, profile, str(steps)],
                          capture_output=True, text=True, check=True)
     one, batched = map(float, out.stdout.split())
     return one, batched
@@ -149,7 +149,7 @@ def main() -> None:
     one, two = grid_training(args.profile, 1), grid_training(args.profile, 2)
     print(f"\nτ grid training: one process, one run after another {one:.0f} s; two single-thread processes sharing "
           f"the grid {two:.0f} s (ratio {two / one:.2f})")
-    trainer = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "benchmarks" / "bench_trainer.py")],
+    trainer = subprocess.run([PYTHON, str(ROOT / "benchmarks" / "bench_trainer.py")],
                              capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     print("\ntrainer against a bare PyTorch loop (benchmarks/bench_trainer.py, one thread):")
     print("\n".join(line for line in trainer.stdout.splitlines() if not line.startswith("wrote")))

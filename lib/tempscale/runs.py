@@ -295,17 +295,17 @@ class RunLock:
         self.lock.release()
 
 
-def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
-                 device: str | None = None, progress: bool = True, download: bool = False,
-                 compile_model: bool = False) -> Run:
-    """Return the stored run for `spec`, training (or resuming, or repairing) it first if needed.
-
-    A file lock makes a second process wait for the first instead of training the same run twice.
-    """
+def _stored_run(spec: RunSpec, runs_dir, data_dir, download: bool) -> Run:
+    """The run folder of `spec` (init resolved: part of the run's identity), its data fetched first if asked."""
     spec = spec.replace(init=resolve_init(spec.arch, spec.init)).validate()
     if download:  # the data fingerprint needs the files: fetch them first
         load_dataset(spec.dataset, spec.image_size, data_dir, download=True)
-    run = Run(spec, runs_dir, data_dir)
+    return Run(spec, runs_dir, data_dir)
+
+
+def _complete(run: Run, data_dir, device: str | None = None, progress: bool = True, download: bool = False,
+              compile_model: bool = False) -> Run:
+    """`run`, trained (or resumed, or repaired) under its lock first unless it is complete."""
     if run.is_complete:
         return run
     check_runs_dir(run.root)
@@ -318,20 +318,29 @@ def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: st
     return run
 
 
+def get_or_train(spec: RunSpec, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                 device: str | None = None, progress: bool = True, download: bool = False,
+                 compile_model: bool = False) -> Run:
+    """Return the stored run for `spec`, training (or resuming, or repairing) it first if needed.
+
+    A file lock makes a second process wait for the first instead of training the same run twice.
+    """
+    return _complete(_stored_run(spec, runs_dir, data_dir, download), data_dir, device=device, progress=progress,
+                     download=download, compile_model=compile_model)
+
+
 def get_or_train_each(specs: Sequence[RunSpec], runs_dir: str | Path | None = None,
-                      data_dir: str | Path | None = None, **kwargs) -> list[Run]:
+                      data_dir: str | Path | None = None, download: bool = False, **kwargs) -> list[Run]:
     """`get_or_train` for each spec, in order, sharing the work with other processes: a run another process is
     training right now is put off until nothing else is left (then its lock is waited for). Notebooks that start
     together on the same grid (./run_all.sh's parallel jobs) split its training instead of queueing on each run."""
-    specs = [spec.replace(init=resolve_init(spec.arch, spec.init)).validate() for spec in specs]
-    stored = [Run(spec, runs_dir, data_dir) for spec in specs]
-    runs: dict[int, Run] = {}
-    while len(runs) < len(specs):
-        pending = [i for i in range(len(specs)) if i not in runs]
-        index = next((i for i in pending if stored[i].is_complete or RunLock(stored[i]).holder_if_held() is None),
-                     pending[0])
-        runs[index] = get_or_train(specs[index], runs_dir=runs_dir, data_dir=data_dir, **kwargs)
-    return [runs[i] for i in range(len(specs))]
+    runs = [_stored_run(spec, runs_dir, data_dir, download) for spec in specs]
+    pending = [run for run in runs if not run.is_complete]
+    while pending:
+        run = next((run for run in pending if RunLock(run).holder_if_held() is None), pending[0])
+        _complete(run, data_dir, download=download, **kwargs)
+        pending.remove(run)
+    return runs
 
 
 def load_finished_model(run_dir: Path, device: str | torch.device = "cpu") -> nn.Module:
