@@ -119,9 +119,10 @@ run_notebooks() {
     fi
     ensure_env
     local out="${TEMPSCALE_EXECUTED:-executed}/$profile" failed=() summary=() not_run=() name status stop="" job nb_id
-    local figures="${TEMPSCALE_FIGURES:-$ROOT/figures}" grid jobs=() key stamp marker
+    local figures="${TEMPSCALE_FIGURES:-$ROOT/figures}" grid jobs=() key stamp outputs
     [[ $profile == quick ]] || figures="$figures/$profile"
     mkdir -p "$out"
+    local out_dir; out_dir=$(cd "$out" && pwd)   # absolute: the kernel runs in notebooks/
     # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
     grid=$(.venv/bin/python -m tempscale grid --profile "$profile")
     for nb in "${notebooks[@]}"; do
@@ -175,14 +176,14 @@ run_notebooks() {
                 results[$index]="to run|"
             else
                 echo "==> $name (profile $profile, $threads thread(s); log: $out/$name.log)"
-                marker="$out/.$name.started"; rm -f "$stamp"; touch "$marker"
+                # The kernel lists every table and figure file it writes in its output log (the stamp's outputs).
+                outputs="$out_dir/.$name.outputs"; rm -f "$stamp" "$outputs"
                 # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
-                ( MPLBACKEND=module://matplotlib_inline.backend_inline \
+                ( MPLBACKEND=module://matplotlib_inline.backend_inline TEMPSCALE_OUTPUT_LOG=$outputs \
                     .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" "${params[@]}" \
                         --cwd notebooks --log-level WARNING >"$out/$name.log" 2>&1 &&
-                    .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$marker" "$out/$name.ipynb" \
-                        "$figures"
-                  status=$?; rm -f "$marker"; exit $status ) &
+                    .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$outputs" "$out/$name.ipynb"
+                  status=$?; rm -f "$outputs"; exit $status ) &
                 job_index[$!]=$index; job_start[$!]=$SECONDS; running=$((running + 1))
             fi
             index=$((index + 1))

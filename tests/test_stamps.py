@@ -1,10 +1,12 @@
 """run_all.sh's up-to-date stamps: a notebook is skipped only when its inputs are unchanged and its outputs intact."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tempscale import stamps
@@ -53,16 +55,17 @@ def test_key_follows_the_library(project, monkeypatch, tmp_path):
 
 
 def _run_once(tmp_path, key="k1"):
-    marker = tmp_path / "marker"
-    marker.touch()
     executed = tmp_path / "executed.ipynb"
     executed.write_text("executed")
     figures = tmp_path / "figures"
     figures.mkdir(exist_ok=True)
-    (figures / "table__digits_resnet8.csv").write_text("1,2\n")
+    table = figures / "table__digits_resnet8.csv"
+    table.write_text("1,2\n")
+    log = tmp_path / "outputs.log"
+    log.write_text(f"{table}\n{table}\n")                # written twice, recorded once
     stamp = tmp_path / "nb.stamp"
-    stamps.record(stamp, key, marker, executed, figures)
-    return stamp, executed, figures / "table__digits_resnet8.csv"
+    stamps.record(stamp, key, log, executed)
+    return stamp, executed, table
 
 
 def test_fresh_needs_the_same_key_and_intact_outputs(tmp_path):
@@ -82,16 +85,30 @@ def test_fresh_needs_the_same_key_and_intact_outputs(tmp_path):
     assert not stamps.fresh(tmp_path / "broken.stamp", "k1")
 
 
-def test_record_keeps_only_what_the_run_wrote(tmp_path):
-    figures = tmp_path / "figures"
-    figures.mkdir()
-    old = figures / "other_notebook.png"
-    old.write_bytes(b"old")
-    import os
-    os.utime(old, ns=(1, 1))                               # written long before this run started
+def test_record_keeps_only_what_the_run_logged(tmp_path):
+    # A notebook running beside this one writes into the same folder during this run: not this run's output.
+    beside = tmp_path / "figures" / "other_notebook.png"
+    beside.parent.mkdir()
+    beside.write_bytes(b"beside")
     stamp, _, table = _run_once(tmp_path)
-    recorded = stamp.read_text()
-    assert str(table) in recorded and str(old) not in recorded
+    recorded = json.loads(stamp.read_text())["outputs"]
+    assert sorted(recorded) == sorted([str(tmp_path / "executed.ipynb"), str(table)])
+    beside.write_bytes(b"rewritten by the other notebook")
+    assert stamps.fresh(stamp, "k1")
+
+
+def test_writers_log_every_file_they_write(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from tempscale.plots.style import save_figure
+    from tempscale.tables import write_table
+
+    log = tmp_path / "outputs.log"
+    monkeypatch.setenv("TEMPSCALE_OUTPUT_LOG", str(log))
+    fig, _ = plt.subplots()
+    figures = save_figure(fig, "fig_x", directory=tmp_path)
+    plt.close(fig)
+    tables = write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "table_x")
+    assert log.read_text().splitlines() == [str(p.resolve()) for p in [*figures, *tables.values()]]
 
 
 def test_script_exit_codes(project, tmp_path):

@@ -1,7 +1,9 @@
 """Where runs, data and figures live, whatever the working directory (notebooks run from notebooks/).
 
 Environment variables win: TEMPSCALE_RUNS, TEMPSCALE_DATA, TEMPSCALE_FIGURES. Otherwise folders at the project root
-when the library runs from a checkout, else the working directory.
+when the library runs from a checkout, else the working directory. Every table and figure file written is also
+appended to the file named by TEMPSCALE_OUTPUT_LOG, when set: ``./run_all.sh`` stamps a notebook run with exactly the
+files it wrote, even while another notebook writes into the same folder.
 """
 from __future__ import annotations
 
@@ -26,6 +28,14 @@ def figures_dir(profile: str = "quick") -> Path:
     """figures/ for the quick profile (committed); figures/<profile>/ for the others, so tests never overwrite it."""
     base = Path(os.environ.get("TEMPSCALE_FIGURES") or project_root() / "figures")
     return base if profile == "quick" else base / profile
+
+
+def note_output(path: Path) -> None:
+    """Append `path` to the output log of the running notebook (TEMPSCALE_OUTPUT_LOG), if there is one."""
+    log = os.environ.get("TEMPSCALE_OUTPUT_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{Path(path).resolve()}\n")
 
 
 def output_tag(profile) -> str:

@@ -5,13 +5,16 @@ Inputs (the key): the notebook's bytes, the profile and injected parameters, eve
 library (``lib/tempscale``: code, the paper's tables), the pins (``requirements.txt``, ``pyproject.toml``), the
 dataset folder's listing (names, sizes, modification times), the variables that steer a run (``TEMPSCALE_DATA``,
 ``TEMPSCALE_FIGURES``, ``TEMPSCALE_VIT_WEIGHTS``, thread counts, ``CUDA_VISIBLE_DEVICES``, ``PYTHONHASHSEED``) and the
-machine. Outputs: the executed copy and every file under the figures folder the run wrote, each by SHA-256.
+machine. Outputs: the executed copy and every table and figure file the run wrote, each by SHA-256. The notebook's
+kernel lists those in its output log (``TEMPSCALE_OUTPUT_LOG``, `tempscale.paths.note_output`): a scan of the figures
+folder by time would also take the files of a notebook running beside it, whose later writes would then make this
+run look stale.
 
 Standard library only, run as a script (it must not pay for importing torch on every notebook)::
 
     python lib/tempscale/stamps.py key NOTEBOOK PROFILE [PARAM ...]        prints the input key
     python lib/tempscale/stamps.py fresh STAMP KEY                          exit 0: up to date, 1: run it
-    python lib/tempscale/stamps.py record STAMP KEY SINCE EXECUTED FIGURES  after a successful run
+    python lib/tempscale/stamps.py record STAMP KEY OUTPUT_LOG EXECUTED     after a successful run
 """
 from __future__ import annotations
 
@@ -73,13 +76,14 @@ def input_key(notebook: Path, profile: str, params: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _written_since(marker: Path, root: Path) -> list[Path]:
-    since = marker.stat().st_mtime_ns
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime_ns >= since)
+def _logged(output_log: Path) -> list[Path]:
+    """The files named in the run's output log (one path per line, in the order written), each once."""
+    lines = output_log.read_text(encoding="utf-8").splitlines() if output_log.is_file() else []
+    return [Path(line) for line in dict.fromkeys(lines) if line]
 
 
-def record(stamp: Path, key: str, marker: Path, executed: Path, figures: Path) -> None:
-    outputs = [executed, *(_written_since(marker, figures) if figures.is_dir() else [])]
+def record(stamp: Path, key: str, output_log: Path, executed: Path) -> None:
+    outputs = [executed, *_logged(output_log)]
     body = {"key": key, "outputs": {str(p): _file_digest(p) for p in outputs}}
     partial = stamp.with_name(stamp.name + ".partial")
     partial.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
@@ -104,7 +108,7 @@ def main(argv: list[str]) -> int:
     if command == "fresh":
         return 0 if fresh(Path(rest[0]), rest[1]) else 1
     if command == "record":
-        record(Path(rest[0]), rest[1], Path(rest[2]), Path(rest[3]), Path(rest[4]))
+        record(Path(rest[0]), rest[1], Path(rest[2]), Path(rest[3]))
         return 0
     print(f"stamps.py: unknown command {command!r} (key | fresh | record)", file=sys.stderr)
     return 2

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
+from .paths import note_output
 
 SOURCES: tuple[str, str] = ("paper", "this run")
 INTERVAL = "95% CI"          # column of the 95% interval over images beside "this run" (`with_intervals`)
@@ -161,4 +162,6 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str = "") -> dict[str, Pa
     _atomic_write_text(paths["md"], _markdown(df, caption))
     _atomic_write_text(paths["csv"], _csv(df))
     _atomic_write_text(paths["tex"], _latex(df, caption))
+    for path in paths.values():
+        note_output(path)
     return paths

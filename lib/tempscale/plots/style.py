@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -22,7 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, to_hex
 
-from ..paths import figures_dir, output_path
+from ..io import atomic_write_bytes
+from ..paths import figures_dir, note_output, output_path
 
 # --- colours ------------------------------------------------------------------------------------------------------
 
@@ -155,6 +157,9 @@ def save_figure(fig: plt.Figure, name: str, profile="quick", formats: Sequence[s
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else None
-        fig.savefig(path, format=fmt, dpi=SAVE_DPI, metadata=metadata)
+        image = io.BytesIO()   # whole or absent: a reader never sees half a figure
+        fig.savefig(image, format=fmt, dpi=SAVE_DPI, metadata=metadata)
+        atomic_write_bytes(path, image.getvalue())
+        note_output(path)
         paths.append(path)
     return paths
