@@ -48,9 +48,13 @@ run_tests() {
     ensure_env
     export TEMPSCALE_PROFILE=smoke
     # Unit tests, then every notebook as stored, executed under the smoke profile (nbval, lax: only cells
-    # marked with `# NBVAL_CHECK_OUTPUT` compare outputs; every cell must run without error).
+    # marked with `# NBVAL_CHECK_OUTPUT` compare outputs; every cell must run without error). One pytest worker per
+    # CPU (at most 4), each on one thread as the main job's notebooks; a test file or notebook stays on one worker
+    # (loadscope: nbval runs a notebook's cells in order in one kernel). `-n 0` runs everything in one process.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-${OMP_NUM_THREADS:-1}}
     exec .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name tempscale \
-        --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider "$@"
+        --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -n logical --maxprocesses 4 \
+        --dist loadscope "$@"
 }
 
 die() { echo "run_all.sh: $*" >&2; exit 2; }
