@@ -383,11 +383,14 @@ def test_changed_environment_is_recomputed(digits, tmp_path, monkeypatch):
     for change in (lambda mp: mp.setattr(torch, "__version__", "0.0.1"),
                    lambda mp: mp.setattr(robustness, "_device_type", lambda model: "cuda"),
                    lambda mp: mp.setattr(robustness, "_version", lambda name: "0.0.1"),
-                   lambda mp: mp.setattr(torch, "get_num_threads", lambda: threads + 1)):
+                   lambda mp: mp.setattr(torch, "get_num_threads", lambda: threads + 1),
+                   # another vector instruction set (an AVX-512 machine against an AVX2 one) runs other kernels
+                   lambda mp: mp.setattr(robustness, "cpu_capability", lambda: "ANOTHER_ISA")):
         assert recomputes(model, x[:48], y[:48], FAST_PGD, tmp_path, monkeypatch, change)
     environments = [json.loads(path.read_text())["environment"] for path in tmp_path.rglob("meta.json")]
-    assert {"device": "cpu", "cpu_threads": threads, "torch": torch.__version__,
-            "torchattacks": "3.5.1", "pyautoattack": "0.2.0"} in environments and len(environments) == 5
+    assert {"device": "cpu", "cpu_threads": threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "torchattacks": "3.5.1", "pyautoattack": "0.2.0"} in environments
+    assert len(environments) == 6
 
 
 def test_changed_corruption_generator_is_recomputed(digits, tmp_path, monkeypatch):

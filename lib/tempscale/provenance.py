@@ -22,11 +22,29 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), else what the platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_capability() -> str:
+    """The vector instruction set PyTorch's CPU kernels dispatch to (e.g. AVX2, AVX512): machines that differ in it
+    compute the same spec with other kernels, so their numbers can differ in the last bits (and flip a borderline
+    example), as the thread count does."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def device_description(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"cpu:{cpu_model()} ({cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def code_version() -> str:

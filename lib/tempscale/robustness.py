@@ -50,6 +50,7 @@ from . import attacks, corruptions
 from .attacks import AttackSpec, attack_backend, attack_spec, worst_case
 from .errors import CorruptCheckpointError, InvalidSpecError
 from .inference import model_device
+from .provenance import cpu_capability
 from .io import load_verified, read_json_verified, remove_verified, save_verified, shared_lock, write_json_verified
 
 CorruptionSource = Callable[[str, int], "tuple[torch.Tensor, torch.Tensor]"]
@@ -152,11 +153,12 @@ def _device_type(model: nn.Module) -> str:
 
 
 def environment_fingerprint(model: nn.Module) -> dict:
-    """Where and with what the numbers were computed: the model's device type, on a CPU its thread count (the
-    kernels split their sums by thread, so one and two threads differ in the last bits and can flip a borderline
-    example), and the attack libraries' versions (kernels and RNG streams differ between devices and versions)."""
+    """Where and with what the numbers were computed: the model's device type, on a CPU its thread count and vector
+    instruction set (the kernels split their sums by thread and pick their code by instruction set, so either can
+    change the last bits and flip a borderline example), and the attack libraries' versions (kernels and RNG
+    streams differ between devices and versions)."""
     device = _device_type(model)
-    threads = {"cpu_threads": torch.get_num_threads()} if device == "cpu" else {}
+    threads = {"cpu_threads": torch.get_num_threads(), "cpu_capability": cpu_capability()} if device == "cpu" else {}
     return {"device": device, **threads, "torch": torch.__version__, "torchattacks": _version("torchattacks"),
             "pyautoattack": _version("pyautoattack")}
 
