@@ -73,7 +73,9 @@ def test_paper_grid_covers_every_paper_table():
     assert cells["table_II"] == [("cifar10", "vit_small_patch16_224"), ("cifar100", "vit_small_patch16_224")]
     assert all(cells.values()), "every assembled table has at least one cell in the paper grid"
     ldd = [(c.dataset, c.arch) for c in paper.grid if "08" in c.notebooks]
-    assert ("cifar100", "wrn28_10") in ldd and ("cifar10", "resnet50") in ldd
+    assert sorted(cells["table_4_4_ldd_backbones"]) == sorted(ldd) == sorted(   # the thesis' Table 4.4 cells
+        (dataset, arch) for dataset in ("cifar10", "cifar100")
+        for arch in ("wrn28_10", "resnet50", "vit_base_patch8_224"))
     assert [(c.dataset, c.arch) for c in paper.grid if "09" in c.notebooks] == [("cifar100", "wrn28_10")]
 
 

@@ -237,6 +237,32 @@ def test_vit_patch_teacher_has_r_squared_fewer_tokens():
         M.build_teacher("resnet8", 10, MEAN, STD, "vit_patch", 2)
 
 
+def test_vit_b8_teacher_is_the_theses_b32():
+    teacher = M.build_teacher("vit_base_patch8_224", 10, MEAN, STD, "vit_patch", 4, vit_img_size=64)
+    assert teacher.encoder.patch_embed.patch_size == (32, 32)          # thesis: vit_base_patch32 teacher
+    assert M.backbone_input_shape(teacher, 64) == (2, 2)               # the B/8 student sees 8×8 patches
+
+
+def test_ldd_tables_follow_the_theses_cells():
+    from tempscale.experiments.ldd import TABLES, configurations, default_tables, thesis_backbone_rows
+
+    paper = get_profile("paper")
+    assert default_tables(get_profile("quick")) == TABLES                       # ResNet-8 stands in for the WRN
+    assert default_tables(get_profile("paper", dataset="cifar100", arch="wrn28_10")) == TABLES
+    for dataset, arch in (("cifar10", "wrn28_10"), ("cifar10", "resnet50"), ("cifar100", "vit_base_patch8_224")):
+        assert default_tables(get_profile("paper", dataset=dataset, arch=arch)) == ("4.4",)
+    assert configurations(4, "vit_base_patch8_224")["ours"] == dict(reduction="vit_patch", ratio=4)
+    assert configurations(4, "wrn28_10")["ours"] == configurations(4)["large_stride"]
+    vit = thesis_backbone_rows(get_profile("paper", dataset="cifar100", arch="vit_base_patch8_224"))
+    assert list(vit.index) == ["Baseline", "Ours"] and vit.loc["Ours", "pgd20"] == 22.43   # no Madry row for ViT
+    wrn = thesis_backbone_rows(get_profile("paper", dataset="cifar100", arch="wrn28_10"))
+    assert list(wrn.index) == ["Baseline", "Ours", "Madry et al. 2018"] and wrn.loc["Baseline", "clean"] == 82.79
+    quick = thesis_backbone_rows(get_profile("quick"))                            # digits: the thesis' CIFAR-10 WRN
+    assert (quick.attrs["backbone"], quick.attrs["dataset"]) == ("WideResnet", "cifar10")
+    assert quick.loc["Ours", "pgd20"] == 43.56
+    assert paper.ldd.vit_img_size is None and get_profile("rehearsal").ldd.vit_img_size == 32
+
+
 # --- the trainer, the run store and rebuilding ------------------------------------------------------------------------
 
 def test_madry_and_ldd_train_through_the_run_store(tmp_path, monkeypatch):

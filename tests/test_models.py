@@ -7,7 +7,7 @@ from tempscale.models import ARCHITECTURES, build_model, count_parameters, resol
 
 SHAPES = {  # arch: (input size used here, feature dim)
     "resnet8": (16, 64), "resnet20": (32, 64), "resnet50": (32, 2048), "wrn28_10": (32, 640),
-    "vit_small_patch16_224": (32, 384),
+    "vit_small_patch16_224": (32, 384), "vit_base_patch8_224": (32, 768),
 }
 
 
@@ -19,7 +19,8 @@ def test_every_architecture_is_covered_here():
 def test_features_prototypes_logits(arch):
     torch.manual_seed(0)
     size, dim = SHAPES[arch]
-    model = build_model(arch, num_classes=7).eval()
+    # ViT-B/8 at its own 224 (784 tokens) is ≈ 50 GFLOPs a forward pass: the same model at 32×32 here
+    model = build_model(arch, num_classes=7, vit_img_size=32 if arch == "vit_base_patch8_224" else None).eval()
     x = torch.rand(2, 3, size, size)
     with torch.no_grad():
         f = model.features(x)
@@ -70,3 +71,12 @@ def test_vit_weights_path_that_does_not_exist(monkeypatch, tmp_path):
     monkeypatch.setenv("TEMPSCALE_VIT_WEIGHTS", str(tmp_path / "nope.pth"))
     with pytest.raises(DataNotFoundError, match="nope.pth"):
         resolve_init("vit_small_patch16_224", "pretrained")
+
+
+def test_each_vit_reads_its_own_weights_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEMPSCALE_VIT_WEIGHTS", raising=False)
+    monkeypatch.setenv("TEMPSCALE_VIT_B8_WEIGHTS", str(tmp_path / "nope.pth"))
+    with pytest.raises(DataNotFoundError, match="TEMPSCALE_VIT_B8_WEIGHTS"):
+        resolve_init("vit_base_patch8_224", "pretrained")
+    with pytest.warns(UserWarning, match="TEMPSCALE_VIT_WEIGHTS"):   # ViT-S is not given ViT-B/8's file
+        assert resolve_init("vit_small_patch16_224", "pretrained") == "scratch"

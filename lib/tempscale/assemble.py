@@ -2,7 +2,7 @@
 
 Each notebook writes one file per dataset and model (``table_I__cifar100_resnet50.csv``, `paths.output_path`). A
 profile with a grid (`Profile.grid`: the paper's ResNet50 and ViT-S/16 on CIFAR-10, CIFAR-100 and Tiny-ImageNet, the
-thesis' WRN-28-10 on CIFAR-100) gets, after ``./run_all.sh``, one table per stem over every cell of its grid:
+thesis' WRN-28-10 and ViT-B/8 LDD rows) gets, after ``./run_all.sh``, one table per stem over every cell of its grid:
 ``table_I__assembled.{md,csv,tex}`` has CIFAR-10, CIFAR-100 and Tiny-ImageNet side by side, as the paper prints it.
 A cell that has not run (yet) is marked ``missing``, beside the paper's numbers where the paper has them: a partial
 sweep still assembles.
@@ -46,6 +46,7 @@ ASSEMBLIES: tuple[Assembly, ...] = (
     Assembly("table_3_9_attacks", "02", published=paper.attack_table),
     Assembly("table_3_4_corruptions", "02", published=paper.corruption_table),
     Assembly("table_III_madry", "07"),
+    Assembly("table_4_4_ldd_backbones", "08"),   # the thesis' backbones side by side, as its Table 4.4
     Assembly("table_audit", "10"),
     Assembly("table_calibration", "11"),
 )

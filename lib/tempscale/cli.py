@@ -38,7 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | paper (default: quick)")
     p.add_argument("--tau", type=float, help="training temperature τ > 0 (default: the profile's first τ)")
     p.add_argument("--dataset", help="digits | cifar10 | cifar100 | tinyimagenet | imagefolder:<path>")
-    p.add_argument("--arch", help="resnet8 | resnet20 | resnet50 | wrn28_10 | vit_small_patch16_224")
+    p.add_argument("--arch", help="resnet8 | resnet20 | resnet50 | wrn28_10 | vit_small_patch16_224 | "
+                                         "vit_base_patch8_224")
     p.add_argument("--method", help="standard (default) or another registered training method")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)

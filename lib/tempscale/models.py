@@ -9,7 +9,8 @@ fixed input size (ViT-224), resizes inside the model, so attack budgets stay in 
 
 Registered architectures (`ARCHITECTURES`): ``resnet8`` and ``resnet20`` (small CIFAR ResNets that train on a CPU),
 ``resnet50`` (timm, CIFAR stem: 3×3 stride-1 first conv, no max-pool), ``wrn28_10`` (WideResNet-28-10),
-``vit_small_patch16_224`` (timm; pretrained weights from a local file only).
+``vit_small_patch16_224`` (timm; pretrained weights from a local file only), ``vit_base_patch8_224`` (the thesis' ViT-B/8
+LDD student of Table 4.4; its teacher, ViT-B/32, is the same model with 4× larger patches: `methods.ldd`).
 """
 from __future__ import annotations
 
@@ -139,25 +140,43 @@ def _timm_resnet50() -> nn.Module:
     return net
 
 
-def find_vit_weights(weights: str | Path | None = None) -> Path | None:
-    """A local ViT-small checkpoint: the given path, else $TEMPSCALE_VIT_WEIGHTS. Never downloads."""
-    candidate = weights or os.environ.get("TEMPSCALE_VIT_WEIGHTS")
+# The ViTs: timm name → (patch side, the variable naming its local pretrained checkpoint). Nothing is downloaded.
+VITS = {
+    "vit_small_patch16_224": (16, "TEMPSCALE_VIT_WEIGHTS"),
+    "vit_base_patch8_224": (8, "TEMPSCALE_VIT_B8_WEIGHTS"),
+}
+
+
+def find_vit_weights(weights: str | Path | None = None, arch: str = "vit_small_patch16_224") -> Path | None:
+    """A local checkpoint of ViT `arch`: the given path, else its variable in `VITS`. Never downloads."""
+    variable = VITS[arch][1]
+    candidate = weights or os.environ.get(variable)
     if not candidate:
         return None
     path = Path(candidate)
     if not path.is_file():
-        raise DataNotFoundError(f"ViT weights file {path.resolve()} does not exist; point TEMPSCALE_VIT_WEIGHTS at a "
-                                "timm vit_small_patch16_224 checkpoint (.safetensors, .pth or .bin)")
+        raise DataNotFoundError(f"ViT weights file {path.resolve()} does not exist; point {variable} at a "
+                                f"timm {arch} checkpoint (.safetensors, .pth or .bin)")
     return path
 
 
-def _timm_vit(weights: Path | None = None, img_size: int = 224) -> nn.Module:
+def timm_vit(arch: str, weights: Path | None = None, img_size: int = 224, patch_size: int | None = None) -> nn.Module:
+    """timm's `arch` without a head at `img_size`; `patch_size` other than the model's own gives a ViT with larger
+    patches (LDD's teacher) whose patch embedding timm resamples from the checkpoint."""
     import timm
 
     kwargs = dict(num_classes=0, img_size=img_size)
-    if weights is not None:
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)))
-    net = timm.create_model("vit_small_patch16_224", **kwargs)
+    if patch_size is None:
+        if weights is not None:
+            kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)))
+        net = timm.create_model(arch, **kwargs)
+    else:
+        net = timm.create_model(arch, patch_size=patch_size, **kwargs)
+        if weights is not None:   # timm's filter resamples the checkpoint's patch embedding to the larger patch
+            from timm.models._helpers import load_state_dict
+            from timm.models.vision_transformer import checkpoint_filter_fn
+
+            net.load_state_dict(checkpoint_filter_fn(load_state_dict(str(weights)), net), strict=False)
     net.out_dim = net.num_features
     return net
 
@@ -200,8 +219,13 @@ def _wrn(**_):
 
 
 @register("vit_small_patch16_224", 224, "timm ViT-S/16 at 224×224 (21.7M parameters): the paper's transformer")
-def _vit(weights: Path | None = None, vit_img_size: int = 224, **_):
-    return _timm_vit(weights, vit_img_size)
+def _vit_small(weights: Path | None = None, vit_img_size: int = 224, **_):
+    return timm_vit("vit_small_patch16_224", weights, vit_img_size)
+
+
+@register("vit_base_patch8_224", 224, "timm ViT-B/8 at 224×224 (86M parameters): the thesis' LDD transformer student")
+def _vit_base8(weights: Path | None = None, vit_img_size: int = 224, **_):
+    return timm_vit("vit_base_patch8_224", weights, vit_img_size)
 
 
 def check_arch(arch: str) -> None:
@@ -237,22 +261,24 @@ def resolve_init(arch: str, init: str) -> str:
         return init
     if init != "pretrained":
         raise InvalidSpecError(f"init must be 'scratch' or 'pretrained', got {init!r}")
-    path = find_vit_weights() if arch == "vit_small_patch16_224" else None
+    path = find_vit_weights(arch=arch) if arch in VITS else None
     if path is None:
-        warnings.warn(f"no local pretrained weights for {arch} (for ViT set TEMPSCALE_VIT_WEIGHTS to a timm "
-                      "checkpoint); this run STARTS FROM SCRATCH and records init='scratch'", stacklevel=2)
+        hint = f"set {VITS[arch][1]} to a timm checkpoint" if arch in VITS else "only the ViTs load local weights"
+        warnings.warn(f"no local pretrained weights for {arch} ({hint}); this run STARTS FROM SCRATCH and records "
+                      "init='scratch'", stacklevel=2)
         return "scratch"
     return f"file:{file_digest(path)[:16]}"
 
 
-def weights_for_init(init: str) -> Path | None:
-    """The local weight file a resolved init refers to, checked against its recorded digest."""
+def weights_for_init(init: str, arch: str = "vit_small_patch16_224") -> Path | None:
+    """The local weight file of `arch` a resolved init refers to, checked against its recorded digest."""
     if not init.startswith("file:"):
         return None
-    path = find_vit_weights()
+    path = find_vit_weights(arch=arch) if arch in VITS else None
     if path is None or not file_digest(path).startswith(init[5:]):
+        variable = VITS[arch][1] if arch in VITS else "the ViT weights variable"
         raise DataNotFoundError(f"this run was fine-tuned from weights with digest {init[5:]}; set "
-                                "TEMPSCALE_VIT_WEIGHTS to that same file to rebuild it")
+                                f"{variable} to that same file to rebuild it")
     return path
 
 

@@ -156,6 +156,7 @@ class LDD:
     autoattack: Mapping[str, Any] | None = knob(None, "Table 4.4's AutoAttack changes, on top of attacks.budgets")
     pseudo_attack_steps: int = knob(200, "PGD steps of Table 4.6 (the thesis' PGD-200)")
     pseudo_tau: float = knob(50.0, "τ of the true-label CE of S_iter2 / S_iter3 ('sufficiently high')")
+    vit_img_size: int | None = knob(None, "input side of a ViT pair (None: the model's 224; the rehearsal shrinks it)")
 
 
 @dataclass(frozen=True)
@@ -332,17 +333,20 @@ _register(Profile(
 ))
 
 # The paper's and the thesis' grid (Tables I–III, 3.4–3.12, 4.1–4.6, Figs. 1–7 and 4.2): the τ-grid notebooks per
-# dataset and model of Tables I and II, the figures on ResNet50 / CIFAR-10 as the paper draws them, LDD and GradCAM
-# on the thesis' WRN-28-10 / CIFAR-100 and LDD on ResNet50 / CIFAR-10.
+# dataset and model of Tables I and II, the figures on ResNet50 / CIFAR-10 as the paper draws them, every LDD table
+# and GradCAM on the thesis' WRN-28-10 / CIFAR-100, and Table 4.4 on each of its backbones (WRN-28-10, ResNet50,
+# ViT-B/8 with a B/32 teacher) on CIFAR-10 and CIFAR-100 (`experiments.ldd.default_tables`).
 PER_TABLE_CELL = ("01", "02", "10", "11")
 PAPER_GRID = (
-    GridCell(("00", "01", "02", "03", "04", "05", "06", "07", "10", "11"), "cifar10", "resnet50"),
-    GridCell(PER_TABLE_CELL, "cifar100", "resnet50"),
+    GridCell(("00", "01", "02", "03", "04", "05", "06", "07", "08", "10", "11"), "cifar10", "resnet50"),
+    GridCell(PER_TABLE_CELL + ("08",), "cifar100", "resnet50"),
     GridCell(PER_TABLE_CELL, "tinyimagenet", "resnet50"),
     GridCell(PER_TABLE_CELL, "cifar10", "vit_small_patch16_224"),
     GridCell(PER_TABLE_CELL, "cifar100", "vit_small_patch16_224"),
     GridCell(("08", "09"), "cifar100", "wrn28_10"),
-    GridCell(("08",), "cifar10", "resnet50"),
+    GridCell(("08",), "cifar10", "wrn28_10"),
+    GridCell(("08",), "cifar10", "vit_base_patch8_224"),
+    GridCell(("08",), "cifar100", "vit_base_patch8_224"),
 )
 
 _register(Profile(
@@ -372,8 +376,10 @@ _register(Profile(
     audit=Audit(pgd_steps=REHEARSAL_STEPS, long_steps=3, restarts=1, eps_grid=(8 / 255, 128 / 255),
                 curve_losses=("ce",), unbounded_steps=REHEARSAL_STEPS, targets=1, trims=AUDIT_TRIMS),
     madry=Madry(epochs=1, steps=1, alpha=4 / 255, n_eval=4),
+    # ViT-B/8 at 224 (784 tokens) costs ≈ 50 GFLOPs a forward pass: its pair rehearses at 32×32 (16 tokens, 1 for
+    # the B/32 teacher), the same code with a smaller input.
     ldd=LDD(epochs=1, n_eval=4, autoattack_n=2, autoattack={"n_queries": 4, "steps": REHEARSAL_STEPS},
-            pseudo_attack_steps=REHEARSAL_STEPS),
+            pseudo_attack_steps=REHEARSAL_STEPS, vit_img_size=32),
     tsne=Tsne(taus=(1.0, 50.0), n=16),
     convergence=Convergence(taus=(1.0, 50.0), lrs=(0.1,), seeds=(0,), epochs=1),
     calibration=Calibration(diagram_taus=(1.0, 50.0), max_iter=5),
@@ -463,6 +469,16 @@ ASSUMPTIONS = MappingProxyType({
     "corruptions.source": "Official -C files are used when present under the data directory; otherwise tempscale generates "
                           "the corruptions from the test split (the result records which).",
     "square.queries": "Square uses AutoAttack's default 5000 queries at paper scale; smaller profiles set fewer (recorded).",
+    "ldd.vit_teacher": (
+        "Table 4.4's ViT pair is the thesis' ViT-B/32 teacher and ViT-B/8 student at 224×224. The teacher is ViT-B/8 "
+        "with 32×32 patches, initialised from the student's checkpoint (TEMPSCALE_VIT_B8_WEIGHTS) with the patch "
+        "embedding resampled by timm; the thesis starts it from ViT-B/32's own pretrained weights, which it does not "
+        "name further."),
+    "ldd.cells": (
+        "The thesis does not name one backbone for its LDD ablations (Tables 4.1–4.3, 4.5, 4.6): Table 4.1 is "
+        "WideResNet on CIFAR-100, Table 4.2's caption says ResNet50 on CIFAR-100 though its 32×32 column repeats "
+        "Table 4.1's WideResNet numbers, and Table 4.5's baselines are WideResNet's. The paper grid runs every "
+        "ablation on WRN-28-10 / CIFAR-100 and Table 4.4 on each of its six backbone and dataset cells."),
     "madry.budget": "The paper does not state its training PGD budget; the paper profile uses the common Madry CIFAR "
                     "setting (ε 8/255, step 2/255, 10 steps, random start).",
     "quick.dataset": "The quick profile trains on sklearn's 8×8 digits upsampled to 16×16 (offline, CPU); see "

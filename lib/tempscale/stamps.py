@@ -4,7 +4,7 @@ last succeeded and everything it wrote is still there, unchanged (``--force`` ru
 Inputs (the key): the notebook's bytes, the profile and injected parameters, every source and data file of the
 library (``lib/tempscale``: code, the paper's tables), the pins (``requirements.txt``, ``pyproject.toml``), the
 dataset folder's listing (names, sizes, modification times), the variables that steer a run (``TEMPSCALE_DATA``,
-``TEMPSCALE_FIGURES``, ``TEMPSCALE_VIT_WEIGHTS``, thread counts, ``CUDA_VISIBLE_DEVICES``, ``PYTHONHASHSEED``) and the
+``TEMPSCALE_FIGURES``, the ViT weight variables, thread counts, ``CUDA_VISIBLE_DEVICES``, ``PYTHONHASHSEED``) and the
 machine. Outputs: the executed copy and every table and figure file the run wrote, each by SHA-256. The notebook's
 kernel lists those in its output log (``TEMPSCALE_OUTPUT_LOG``, `tempscale.paths.note_output`): a scan of the figures
 folder by time would also take the files of a notebook running beside it, whose later writes would then make this
@@ -29,8 +29,8 @@ LIBRARY = Path(__file__).resolve().parent
 PROJECT = LIBRARY.parents[1]
 LIBRARY_SUFFIXES = (".py", ".csv", ".json")
 PINS = ("requirements.txt", "pyproject.toml")
-STEERING = ("TEMPSCALE_DATA", "TEMPSCALE_FIGURES", "TEMPSCALE_VIT_WEIGHTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-            "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+STEERING = ("TEMPSCALE_DATA", "TEMPSCALE_FIGURES", "TEMPSCALE_VIT_WEIGHTS", "TEMPSCALE_VIT_B8_WEIGHTS",
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
 
 
 def _file_digest(path: Path) -> str:

@@ -77,6 +77,7 @@ class Arch(StrEnum):
     RESNET50 = "resnet50"
     WRN28_10 = "wrn28_10"
     VIT_SMALL = "vit_small_patch16_224"
+    VIT_BASE8 = "vit_base_patch8_224"
 
 
 def parse(kind: type[E], value: object, what: str | None = None) -> E:

@@ -33,27 +33,52 @@ TABLES = ("4.1", "4.2", "4.3", "4.4", "4.5", "4.6")
 THESIS_SIZE = 32                      # the thesis' CIFAR images are 32×32
 PARTS = ("teacher", "student")
 
+# "ours" is the main LDD pair at ratio r: a large-stride stem for a CNN, r× larger patches for a ViT (Sec. 4.3.2).
 NEEDED = {
     "4.1": ["vanilla", "input_pool", "feature_pool", "large_stride"],
     "4.2": ["vanilla", "stride_2", "stride_4", "stride_8"],
     "4.3": [f"loss_{k}" for k in KD_LOSSES],
-    "4.4": ["vanilla", "large_stride"],
+    "4.4": ["vanilla", "ours"],
     "4.5": ["vanilla", "stride_2", "stride_4"],
-    "4.6": ["large_stride"],
+    "4.6": ["ours"],
 }
+# Table 4.4 compares backbones on CIFAR-10 and CIFAR-100: the thesis' label of each; its headline backbone (the one
+# with a Madry row) stands in for any other model.
+THESIS_BACKBONES = {"wrn28_10": "WideResnet", "resnet50": "Resnet50", "vit_base_patch8_224": "Vit"}
+HEADLINE_BACKBONE = "WideResnet"
+THESIS_DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}   # the thesis' columns, as captions name them
+BACKBONE_NAMES = {"WideResnet": "WideResNet", "Resnet50": "ResNet50", "Vit": "ViT-B/8 (B/32 teacher)"}
+# The ablations (4.1–4.3, 4.5, 4.6) change a CNN's stem; the thesis runs them on WRN-28-10 / CIFAR-100.
+ABLATION_CELL = ("cifar100", "wrn28_10")
 REDUCTION_LABELS = {"vanilla": "Vanilla T-S", "input_pool": "Pooling Image", "feature_pool": "Pooling feature",
                     "large_stride": "Large Stride Kernel"}
 LOSS_LABELS = {"kl": "KL", "mse": "MSE", "mse+kl": "MSE+KL", "kl+ce": "KL+CE"}
 DIMENSION_KEYS = {1: "vanilla", 2: "stride_2", 4: "stride_4", 8: "stride_8"}
 
 
-def configurations(ratio: int) -> dict[str, dict]:
+def is_vit(arch: str) -> bool:
+    return arch.startswith("vit")
+
+
+def default_tables(profile: Profile) -> tuple[str, ...]:
+    """The thesis tables notebook 08 builds for the profile's dataset and model: on a thesis backbone, Table 4.4
+    everywhere and the ablations only on their cell (WRN-28-10 / CIFAR-100); a ViT, Table 4.4 only (the ablations
+    change a CNN stem); any other CNN (the small profiles' ResNet-8 stands in for the WRN), every table."""
+    if is_vit(profile.arch):
+        return ("4.4",)
+    if profile.arch in THESIS_BACKBONES and (str(profile.dataset), profile.arch) != ABLATION_CELL:
+        return ("4.4",)
+    return TABLES
+
+
+def configurations(ratio: int, arch: str = "resnet8") -> dict[str, dict]:
     """ldd_args per configuration name; `ratio` is the main teacher's reduction ratio r."""
     return {
         "vanilla": dict(reduction="none", ratio=1),
+        "ours": dict(reduction="vit_patch" if is_vit(arch) else "large_stride", ratio=ratio),
         "input_pool": dict(reduction="input_pool", ratio=ratio),
         "feature_pool": dict(reduction="feature_pool", ratio=ratio),
-        "large_stride": dict(reduction="large_stride", ratio=ratio),          # the main LDD model ("Ours")
+        "large_stride": dict(reduction="large_stride", ratio=ratio),   # Table 4.1's row: a CNN's "ours"
         **{f"stride_{q}": dict(reduction="large_stride", ratio=q) for q in (2, 4, 8)},
         **{f"loss_{k}": dict(reduction="large_stride", ratio=ratio, kd_loss=k) for k in KD_LOSSES},
     }
@@ -62,7 +87,9 @@ def configurations(ratio: int) -> dict[str, dict]:
 def ldd_spec(profile: Profile, tau: float = 1.0, **args) -> RunSpec:
     """The RunSpec of one LDD pair under the profile's ``ldd`` section (notebooks 08 and 09 share it); `args` go
     to `ldd_args`."""
-    epochs = profile.ldd.epochs
+    epochs, vit_size = profile.ldd.epochs, profile.ldd.vit_img_size
+    if vit_size is not None and is_vit(profile.arch):
+        args = {"vit_img_size": vit_size, **args}
     return profile.spec(tau, method="ldd", method_args=ldd_args(**args),
                         **({} if epochs is None else {"epochs": epochs}))
 
@@ -104,7 +131,7 @@ class LDDStudy:
                 f"{THESIS_SIZE}×{THESIS_SIZE} inputs in the thesis, {self.size}×{self.size} here: same ratios)")
 
     def describe(self) -> str:
-        configs = configurations(self.ratio)
+        configs = configurations(self.ratio, self.profile.arch)
         return "\n".join([
             f"profile {self.profile.name}: {self.profile.dataset} at {self.size}×{self.size}, {self.profile.arch}; "
             f"main teacher ratio r = {self.ratio} ({dimension(1, self.size)} → {dimension(self.ratio, self.size)}; "
@@ -133,8 +160,8 @@ class LDDStudy:
 
 def run_ldd_study(profile: Profile, tables=None) -> LDDStudy:
     """Train (or reuse) every LDD pair the requested tables need; tables are built by `LDDStudy.table`."""
-    tables = TABLES if tables is None else tuple(tables)
-    configs = configurations(profile.ldd.ratio)
+    tables = default_tables(profile) if tables is None else tuple(tables)
+    configs = configurations(profile.ldd.ratio, profile.arch)
     keys = dict.fromkeys(k for t in tables for k in NEEDED[t])
     runs = dict(zip(keys, get_or_train_each([ldd_spec(profile, **configs[key]) for key in keys])))
     size = profile.spec(1.0).image_size or THESIS_SIZE
@@ -181,8 +208,25 @@ def _autoattack_budget(study: LDDStudy) -> dict:
     return dict(study.profile.ldd.autoattack or {})
 
 
+def thesis_cell(profile: Profile) -> tuple[str, str]:
+    """(backbone, dataset) of Table 4.4 that this profile's run is compared with: its own where the thesis has it,
+    else WideResNet on CIFAR-10 (the thesis' headline row)."""
+    dataset = str(profile.dataset)
+    return (THESIS_BACKBONES.get(profile.arch, HEADLINE_BACKBONE),
+            dataset if dataset in THESIS_DATASETS else "cifar10")
+
+
+def thesis_backbone_rows(profile: Profile) -> pd.DataFrame:
+    """The thesis' Table 4.4 rows this profile's run is compared with: Baseline and Ours of its backbone and dataset,
+    and the Madry row where the thesis has one (WideResNet; a small profile's stand-in CNN gets it too)."""
+    backbone, dataset = thesis_cell(profile)
+    frame = ldd_table("4.4")[dataset].xs(backbone, level="backbone")   # WideResnet's rows include Madry's
+    frame.attrs.update(backbone=backbone, dataset=dataset)
+    return frame
+
+
 def _backbones(study: LDDStudy) -> pd.DataFrame:
-    study.runs["madry"] = get_or_train(madry_spec(study.profile, 1.0))
+    thesis = thesis_backbone_rows(study.profile)
     n_aa, budget = autoattack_images(study), _autoattack_budget(study)
 
     def score(run: Run, part: str) -> dict[str, float]:
@@ -191,18 +235,22 @@ def _backbones(study: LDDStudy) -> pd.DataFrame:
             out.update(study.score(run, part, ("autoattack",), n_eval=n_aa, budgets={"autoattack": budget}))
         return out
 
-    ours = pd.DataFrame({"Baseline": score(study.runs["vanilla"], "teacher"),
-                         "Ours": score(study.runs["large_stride"], "student"),
-                         "Madry et al. 2018": score(study.runs["madry"], "student")}).T
+    rows = {"Baseline": score(study.runs["vanilla"], "teacher"), "Ours": score(study.runs["ours"], "student")}
+    if "Madry et al. 2018" in thesis.index:
+        study.runs["madry"] = get_or_train(madry_spec(study.profile, 1.0))
+        rows["Madry et al. 2018"] = score(study.runs["madry"], "student")
+    ours = pd.DataFrame(rows).T
     ours.index.name = "method"
-    thesis = ldd_table("4.4").xs("WideResnet", level="backbone")["cifar10"]
     if n_aa:
         aa = attack_spec("autoattack", **{**study.profile.attacks.changes("autoattack", ATTACKS["autoattack"]),
                                           **budget})
         note = f"AutoAttack on the first {n_aa} images, budget {aa.steps} iterations / {aa.n_queries} Square queries"
     else:
         note = "AutoAttack skipped"
-    return _beside(ours, thesis, study.scale + f"; {note}; thesis column: WideResNet, CIFAR-10")
+    backbone, dataset = BACKBONE_NAMES[thesis.attrs["backbone"]], THESIS_DATASETS[thesis.attrs["dataset"]]
+    frame = _beside(ours, thesis, study.scale + f"; {note}; thesis column: {backbone}, {dataset}")
+    frame.attrs["thesis_dataset"] = dataset
+    return frame
 
 
 def _corruptions(study: LDDStudy) -> pd.DataFrame:
@@ -211,13 +259,14 @@ def _corruptions(study: LDDStudy) -> pd.DataFrame:
     ours = pd.DataFrame({label: study.score(study.runs[k], part, ("clean", "corruptions"))
                          for label, (k, part) in entries.items()}).T
     ours.index.name = "teacher_dim"
-    return _beside(ours, ldd_table("4.5")["cifar10"], study.scale + "; thesis column: CIFAR-10")
+    dataset = thesis_cell(study.profile)[1]
+    return _beside(ours, ldd_table("4.5")[dataset], study.scale + f"; thesis column: {THESIS_DATASETS[dataset]}")
 
 
 def pseudo_label_specs(study: LDDStudy) -> dict[str, RunSpec]:
     """S_iter1 (pseudo-labels only, E epochs), S_iter2 (+ high-τ CE on the true labels, E), S_iter3 (the same, 2E),
     each from scratch, E being the teacher's epochs."""
-    teacher = study.runs["large_stride"]
+    teacher = study.runs["ours"]
     epochs, tau = teacher.spec.epochs, study.profile.ldd.pseudo_tau
     args = {"S_iter1": ldd_pseudo_args(teacher, None), "S_iter2": ldd_pseudo_args(teacher, tau),
             "S_iter3": ldd_pseudo_args(teacher, tau)}
@@ -242,9 +291,9 @@ def _pseudo_labels(study: LDDStudy) -> pd.DataFrame:
 
 def pseudo_label_disagreement(study: LDDStudy) -> str:
     """How wrong the main teacher's pseudo-labels are on the training set (the thesis: it cannot fit it)."""
-    spec = study.runs["large_stride"].spec
+    spec = study.runs["ours"].spec
     x, y = first_n(load_dataset(spec.dataset, spec.image_size).train, None)
-    pseudo = predict(study.runs["large_stride"].load_model().teacher, x, batch_size=None)
+    pseudo = predict(study.runs["ours"].load_model().teacher, x, batch_size=None)
     return (f"teacher pseudo-labels disagree with the true label on {100 * (pseudo != y).float().mean():.1f}% "
             f"of the {len(y)} training images")
 
@@ -303,9 +352,12 @@ def ldd_findings(produced: dict[str, pd.DataFrame]) -> list[str]:
     if "4.4" in produced:
         f = produced["4.4"]
         b, o = f.loc["Baseline", ("pgd20", "this run")], f.loc["Ours", ("pgd20", "this run")]
+        tb, to = f.loc["Baseline", ("pgd20", "thesis")], f.loc["Ours", ("pgd20", "thesis")]
+        madry = (f"; Madry AT: {_pct(f.loc['Madry et al. 2018', ('pgd20', 'this run')])}"
+                 if "Madry et al. 2018" in f.index else "")
         lines.append(f"4.4 LDD student vs baseline, PGD-20: {_pct(o)} vs {_pct(b)} → the student is "
-                     f"{'more' if o > b else 'not more'} robust here (thesis CIFAR-10: 43.56% vs 7.50%); "
-                     f"Madry AT: {_pct(f.loc['Madry et al. 2018', ('pgd20', 'this run')])}")
+                     f"{'more' if o > b else 'not more'} robust here (thesis {f.attrs['thesis_dataset']}: "
+                     f"{_pct(to)} vs {_pct(tb)}){madry}")
         if ("autoattack", "this run") in f.columns:
             lines.append("    AutoAttack (reduced budget): "
                          + ", ".join(f"{i} {_pct(v)}" for i, v in f[("autoattack", "this run")].items()))
@@ -320,5 +372,6 @@ def ldd_findings(produced: dict[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
-__all__ = ["TABLES", "NEEDED", "configurations", "ldd_spec", "dimension", "LDDStudy", "run_ldd_study",
-           "pseudo_label_specs", "pseudo_label_disagreement", "autoattack_images", "ldd_findings", "TABLE_SPECS"]
+__all__ = ["TABLES", "NEEDED", "configurations", "default_tables", "ldd_spec", "dimension", "LDDStudy", "run_ldd_study",
+           "thesis_cell", "thesis_backbone_rows", "pseudo_label_specs", "pseudo_label_disagreement",
+           "autoattack_images", "ldd_findings", "TABLE_SPECS"]

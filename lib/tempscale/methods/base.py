@@ -139,7 +139,7 @@ def _typed(where: str, value: Any, hint: Any) -> Any:
 
 def build_classifier(spec: RunSpec, num_classes: int, mean: tuple, std: tuple) -> nn.Module:
     """The spec's architecture as a plain `Classifier` (pretrained encoder weights when its init says so)."""
-    return build_model(spec.arch, num_classes, mean, std, weights=weights_for_init(spec.init),
+    return build_model(spec.arch, num_classes, mean, std, weights=weights_for_init(spec.init, spec.arch),
                        vit_img_size=spec.method_args.get("vit_img_size"))
 
 

@@ -17,7 +17,7 @@ Choices the thesis leaves open (all in method_args, built by `ldd_args`):
   image by r before the network; "feature_pool" average-pools by r right after the stem; "large_stride" replaces the
   stem's 3×3 stride-1 convolution by a trainable kernel 3r, stride r, padding r convolution (r = 4: kernel 12,
   stride 4, padding 4 as in the thesis, so 32×32 → 8×8; in general H → H/r); "vit_patch" builds the ViT teacher with
-  patches r times larger per side (16r), so r² times fewer tokens; "none" is the vanilla teacher-student pair.
+  patches r times larger per side (ViT-B/8 → B/32 at r = 4), so r² times fewer tokens; "none" is the vanilla pair.
   ratio 1, 2, 4, 8 give Table 4.2's 32, 16, 8, 4 from 32×32 inputs (16, 8, 4, 2 from the quick profile's 16×16).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..errors import InvalidSpecError
 from ..inference import eval_mode, model_device
 from ..losses import check_tau, temperature_ce
-from ..models import Classifier, build_model, weights_for_init
+from ..models import VITS, Classifier, build_model, timm_vit, weights_for_init
 from .base import Method, MethodArgs, arg, register_method
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ REDUCTIONS = {
     "input_pool": "average-pool the image by `ratio` before the network (Table 4.1 'Pooling Image')",
     "feature_pool": "average-pool by `ratio` right after the stem (Table 4.1 'Pooling feature')",
     "large_stride": "trainable stem conv with kernel 3r, stride r, padding r (r = 4: 12/4/4, thesis Sec. 4.3.2)",
-    "vit_patch": "ViT teacher with patch size 16·r (r² fewer tokens; thesis: patch32 teacher vs patch8 student)",
+    "vit_patch": "ViT teacher with r× the student's patch side (r² fewer tokens; thesis: ViT-B/32 teacher, B/8 student)",
 }
 KD_LOSSES = {
     "kl": "KL(p_t ‖ p_s) · kd_tau²",
@@ -164,16 +164,10 @@ def _replace_stem(encoder: nn.Module, reduction: str, ratio: int) -> None:
         raise InvalidSpecError(f"reduction {reduction!r} does not know the stem of {type(encoder).__name__}")
 
 
-def _vit_teacher(num_classes: int, mean, std, ratio: int, weights: Path | None, img_size: int) -> Classifier:
-    import timm  # optional heavy dependency: only ViT teachers need it
-    from timm.models._helpers import load_state_dict
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    net = timm.create_model("vit_small_patch16_224", num_classes=0, img_size=img_size, patch_size=16 * ratio)
-    if weights is not None:  # timm's filter resamples the 16×16 patch embedding to the larger patch
-        state = checkpoint_filter_fn(load_state_dict(str(weights)), net)
-        net.load_state_dict(state, strict=False)
-    net.out_dim = net.num_features
+def _vit_teacher(arch: str, num_classes: int, mean, std, ratio: int, weights: Path | None,
+                 img_size: int) -> Classifier:
+    """`arch` with r× larger patches (r² fewer tokens): the thesis' ViT-B/32 teacher of a ViT-B/8 student."""
+    net = timm_vit(arch, weights, img_size, patch_size=VITS[arch][0] * ratio)
     return Classifier(net, net.out_dim, num_classes, mean, std, input_size=img_size)
 
 
@@ -185,7 +179,7 @@ def build_teacher(arch: str, num_classes: int, mean, std, reduction: str, ratio:
     if reduction == "vit_patch":
         if not _is_vit(arch):
             raise InvalidSpecError("reduction 'vit_patch' needs a ViT architecture; CNNs use 'large_stride'")
-        return _vit_teacher(num_classes, mean, std, ratio, weights, vit_img_size or 224)
+        return _vit_teacher(arch, num_classes, mean, std, ratio, weights, vit_img_size or 224)
     base = build_model(arch, num_classes, mean, std, weights=weights, vit_img_size=vit_img_size)
     if reduction == "none":
         return base
@@ -273,7 +267,7 @@ class LowDimensionDistillation(Method):
 
     def build(self, spec: RunSpec, num_classes: int, mean: tuple, std: tuple) -> LDDPair:
         a = self.args(spec)
-        weights = weights_for_init(spec.init)
+        weights = weights_for_init(spec.init, spec.arch)
         # teacher first, then student: the order of the random initialisations is part of the run's identity
         teacher = build_teacher(spec.arch, num_classes, mean, std, a.reduction, a.ratio, weights=weights,
                                 vit_img_size=a.vit_img_size)
