@@ -50,8 +50,8 @@ from . import attacks, corruptions
 from .attacks import AttackSpec, attack_backend, attack_spec, worst_case
 from .errors import CorruptCheckpointError, InvalidSpecError
 from .inference import model_device
-from .provenance import cpu_capability
 from .io import load_verified, read_json_verified, remove_verified, save_verified, shared_lock, write_json_verified
+from .provenance import cpu_capability
 
 CorruptionSource = Callable[[str, int], "tuple[torch.Tensor, torch.Tensor]"]
 Outcome = "tuple[torch.Tensor, torch.Tensor | None]"     # (correct per example, L2 distance per example or None)

@@ -18,7 +18,7 @@ from ..attacks import ATTACKS, attack_spec
 from ..data import first_n, load_dataset
 from ..evaluation import evaluate_run
 from ..inference import predict
-from ..methods.ldd import KD_LOSSES, ldd_args
+from ..methods.ldd import KD_LOSSES, is_vit, ldd_args
 from ..methods.pseudo import ldd_pseudo_args
 from ..paper import ldd_table
 from ..paths import output_path
@@ -46,6 +46,7 @@ NEEDED = {
 # with a Madry row) stands in for any other model.
 THESIS_BACKBONES = {"wrn28_10": "WideResnet", "resnet50": "Resnet50", "vit_base_patch8_224": "Vit"}
 HEADLINE_BACKBONE = "WideResnet"
+MADRY_ROW = "Madry et al. 2018"
 THESIS_DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}   # the thesis' columns, as captions name them
 BACKBONE_NAMES = {"WideResnet": "WideResNet", "Resnet50": "ResNet50", "Vit": "ViT-B/8 (B/32 teacher)"}
 # The ablations (4.1–4.3, 4.5, 4.6) change a CNN's stem; the thesis runs them on WRN-28-10 / CIFAR-100.
@@ -54,10 +55,6 @@ REDUCTION_LABELS = {"vanilla": "Vanilla T-S", "input_pool": "Pooling Image", "fe
                     "large_stride": "Large Stride Kernel"}
 LOSS_LABELS = {"kl": "KL", "mse": "MSE", "mse+kl": "MSE+KL", "kl+ce": "KL+CE"}
 DIMENSION_KEYS = {1: "vanilla", 2: "stride_2", 4: "stride_4", 8: "stride_8"}
-
-
-def is_vit(arch: str) -> bool:
-    return arch.startswith("vit")
 
 
 def default_tables(profile: Profile) -> tuple[str, ...]:
@@ -236,9 +233,9 @@ def _backbones(study: LDDStudy) -> pd.DataFrame:
         return out
 
     rows = {"Baseline": score(study.runs["vanilla"], "teacher"), "Ours": score(study.runs["ours"], "student")}
-    if "Madry et al. 2018" in thesis.index:
+    if MADRY_ROW in thesis.index:
         study.runs["madry"] = get_or_train(madry_spec(study.profile, 1.0))
-        rows["Madry et al. 2018"] = score(study.runs["madry"], "student")
+        rows[MADRY_ROW] = score(study.runs["madry"], "student")
     ours = pd.DataFrame(rows).T
     ours.index.name = "method"
     if n_aa:
@@ -353,8 +350,7 @@ def ldd_findings(produced: dict[str, pd.DataFrame]) -> list[str]:
         f = produced["4.4"]
         b, o = f.loc["Baseline", ("pgd20", "this run")], f.loc["Ours", ("pgd20", "this run")]
         tb, to = f.loc["Baseline", ("pgd20", "thesis")], f.loc["Ours", ("pgd20", "thesis")]
-        madry = (f"; Madry AT: {_pct(f.loc['Madry et al. 2018', ('pgd20', 'this run')])}"
-                 if "Madry et al. 2018" in f.index else "")
+        madry = f"; Madry AT: {_pct(f.loc[MADRY_ROW, ('pgd20', 'this run')])}" if MADRY_ROW in f.index else ""
         lines.append(f"4.4 LDD student vs baseline, PGD-20: {_pct(o)} vs {_pct(b)} → the student is "
                      f"{'more' if o > b else 'not more'} robust here (thesis {f.attrs['thesis_dataset']}: "
                      f"{_pct(to)} vs {_pct(tb)}){madry}")

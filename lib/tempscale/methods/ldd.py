@@ -16,8 +16,9 @@ Choices the thesis leaves open (all in method_args, built by `ldd_args`):
 * Teacher reductions (`REDUCTIONS`, factor ``ratio`` r; thesis Sec. 4.2.1 and 4.3.2): "input_pool" average-pools the
   image by r before the network; "feature_pool" average-pools by r right after the stem; "large_stride" replaces the
   stem's 3×3 stride-1 convolution by a trainable kernel 3r, stride r, padding r convolution (r = 4: kernel 12,
-  stride 4, padding 4 as in the thesis, so 32×32 → 8×8; in general H → H/r); "vit_patch" builds the ViT teacher with
-  patches r times larger per side (ViT-B/8 → B/32 at r = 4), so r² times fewer tokens; "none" is the vanilla pair.
+  stride 4, padding 4 as in the thesis, so 32×32 → 8×8; in general H → H/r); "vit_patch" builds the ViT teacher
+  with patches r times larger per side (ViT-B/8 → B/32 at r = 4), so r² times fewer tokens; "none" is the vanilla
+  pair.
   ratio 1, 2, 4, 8 give Table 4.2's 32, 16, 8, 4 from 32×32 inputs (16, 8, 4, 2 from the quick profile's 16×16).
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ REDUCTIONS = {
     "input_pool": "average-pool the image by `ratio` before the network (Table 4.1 'Pooling Image')",
     "feature_pool": "average-pool by `ratio` right after the stem (Table 4.1 'Pooling feature')",
     "large_stride": "trainable stem conv with kernel 3r, stride r, padding r (r = 4: 12/4/4, thesis Sec. 4.3.2)",
-    "vit_patch": "ViT teacher with r× the student's patch side (r² fewer tokens; thesis: ViT-B/32 teacher, B/8 student)",
+    "vit_patch": "ViT teacher with r× the student's patch side (r² fewer tokens; thesis: B/32 teacher, B/8 student)",
 }
 KD_LOSSES = {
     "kl": "KL(p_t ‖ p_s) · kd_tau²",
@@ -136,7 +137,7 @@ class InputPooledClassifier(Classifier):
 
 # --- teachers -------------------------------------------------------------------------------------------------------
 
-def _is_vit(arch: str) -> bool:
+def is_vit(arch: str) -> bool:
     return arch.startswith("vit")
 
 
@@ -177,7 +178,7 @@ def build_teacher(arch: str, num_classes: int, mean, std, reduction: str, ratio:
     if reduction not in REDUCTIONS:
         raise InvalidSpecError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     if reduction == "vit_patch":
-        if not _is_vit(arch):
+        if not is_vit(arch):
             raise InvalidSpecError("reduction 'vit_patch' needs a ViT architecture; CNNs use 'large_stride'")
         return _vit_teacher(arch, num_classes, mean, std, ratio, weights, vit_img_size or 224)
     base = build_model(arch, num_classes, mean, std, weights=weights, vit_img_size=vit_img_size)
@@ -186,7 +187,7 @@ def build_teacher(arch: str, num_classes: int, mean, std, reduction: str, ratio:
     if reduction == "input_pool":
         return InputPooledClassifier(base.encoder, base.head.in_features, num_classes, mean, std, base.input_size,
                                      ratio)
-    if _is_vit(arch):
+    if is_vit(arch):
         raise InvalidSpecError(f"reduction {reduction!r} is for CNNs; a ViT teacher uses 'vit_patch' or 'input_pool'")
     _replace_stem(base.encoder, reduction, ratio)
     return base
@@ -280,4 +281,5 @@ class LowDimensionDistillation(Method):
 
 
 __all__ = ["REDUCTIONS", "KD_LOSSES", "LDDArgs", "LDD_DEFAULTS", "ldd_args", "LDDPair", "InputPooledClassifier",
-           "build_teacher", "backbone_input_shape", "kd_loss", "LDDLoss", "ldd_loss", "LowDimensionDistillation"]
+           "build_teacher", "backbone_input_shape", "is_vit", "kd_loss", "LDDLoss", "ldd_loss",
+           "LowDimensionDistillation"]
