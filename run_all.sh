@@ -64,26 +64,6 @@ known_profiles() {
     sed -n 's/^    name="\([A-Za-z0-9_-]*\)",$/\1/p' lib/tempscale/profiles.py | tr '\n' ' '
 }
 
-check_data() {
-    # The profile's dataset must be readable (or downloaded, when asked) before the first notebook starts.
-    .venv/bin/python - "$1" "$2" <<'PY' || exit 2
-import sys
-from tempscale.data import load_dataset, require_official_corrupted
-from tempscale.errors import TempscaleError
-from tempscale.profiles import get_profile
-
-profile = get_profile(sys.argv[1])
-try:
-    for dataset in dict.fromkeys([cell.dataset for cell in profile.grid] or [profile.dataset]):
-        load_dataset(dataset, download=sys.argv[2] == "1")
-        require_official_corrupted(dataset)
-except TempscaleError as err:
-    sys.exit(f"run_all.sh: {err} (or name its parent folder with --data-dir)")
-except OSError as err:  # a download that could not reach the server
-    sys.exit(f"run_all.sh: downloading the data failed ({err}); copy it into the data directory instead")
-PY
-}
-
 run_notebooks() {
     local profile=quick only="" keep_going=0 download=0 force=0 list=0 n_jobs=2
     while [[ $# -gt 0 ]]; do
@@ -128,7 +108,16 @@ run_notebooks() {
     mkdir -p "$out"
     local out_dir; out_dir=$(cd "$out" && pwd)   # absolute: the kernel runs in notebooks/
     # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
-    grid=$(.venv/bin/python -m tempscale grid --profile "$profile")
+    if [[ $profile == rehearsal && $list == 0 ]]; then
+        # Tiny files in the official formats (random pixels), written once: the paper's code path without its data.
+        export TEMPSCALE_DATA="$ROOT/build/rehearsal-data"
+        [[ -e $TEMPSCALE_DATA/REHEARSAL ]] || .venv/bin/python -m tempscale.rehearsal "$TEMPSCALE_DATA" >/dev/null
+    fi
+    # The grid's runs, and (unless listing) the check that the profile's datasets can be read, before anything runs.
+    local preflight=(--profile "$profile")
+    [[ $list == 1 ]] || preflight+=(--check-data)
+    [[ $download == 0 ]] || preflight+=(--download)
+    grid=$(.venv/bin/python -m tempscale grid "${preflight[@]}") || exit 2   # its one-line error is on stderr
     for nb in "${notebooks[@]}"; do
         nb_id=$(basename "$nb" | cut -c1-2)
         if [[ -n "$only" && ",$only," != *",$nb_id,"* ]]; then continue; fi
@@ -142,12 +131,6 @@ run_notebooks() {
             done <<<"$grid"
         fi
     done
-    if [[ $profile == rehearsal && $list == 0 ]]; then
-        # Tiny files in the official formats (random pixels), written once: the paper's code path without its data.
-        export TEMPSCALE_DATA="$ROOT/build/rehearsal-data"
-        [[ -e $TEMPSCALE_DATA/REHEARSAL ]] || .venv/bin/python -m tempscale.rehearsal "$TEMPSCALE_DATA" >/dev/null
-    fi
-    [[ $list == 1 ]] || check_data "$profile" "$download"
     # Parallel notebooks, one thread each: on a 2-core CPU two single-thread notebooks finish sooner than one
     # two-thread notebook after another (benchmarks/bench_main_job.py), and results computed with one thread depend
     # on neither --jobs nor the machine's core count (CPU kernels split their sums by thread). The count is recorded

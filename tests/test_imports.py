@@ -1,6 +1,7 @@
 """The package is a layered core without import cycles: every module imports on its own and in any order, and no
 function hides an import of the package (the usual way to dodge a cycle) unless it is an optional heavy one."""
 import ast
+import json
 import pkgutil
 import subprocess
 import sys
@@ -28,44 +29,51 @@ def _run(code: str) -> subprocess.CompletedProcess:
                           cwd=PACKAGE_DIR.parent)
 
 
-def test_every_module_imports_alone():
-    """Each module in a process where no module of the package was imported before (forked from a helper that only
-    loaded third-party libraries)."""
+ORDERS = {"alphabetical": MODULES, "reverse": MODULES[::-1]}
+
+
+@pytest.fixture(scope="module")
+def import_trials() -> dict:
+    """One helper process loads only third-party libraries, then forks a child per trial, where no module of the
+    package was imported before: each module alone, and all modules in one process in either order. Returns
+    {"alone": [failed modules], "alphabetical": ok?, "reverse": ok?} and the helper's output."""
     result = _run(f"""
-        import importlib, os, sys, traceback
+        import importlib, json, os, sys, traceback
         for name in {WARM!r}:
             try:
                 importlib.import_module(name)
             except ImportError:
                 pass
         assert not any(m == "tempscale" or m.startswith("tempscale.") for m in sys.modules)
-        failed = []
-        for name in {MODULES!r}:
+
+        def in_child(names):
             pid = os.fork()
             if pid == 0:
                 try:
-                    importlib.import_module(name)
+                    for name in names:
+                        importlib.import_module(name)
                 except BaseException:
                     traceback.print_exc()
                     os._exit(1)
                 os._exit(0)
-            if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-                failed.append(name)
-        print("FAILED", failed)
-        sys.exit(1 if failed else 0)
-    """)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
-
-@pytest.mark.parametrize("order", ["alphabetical", "reverse"])
-def test_all_modules_import_in_one_process_in_either_order(order):
-    names = MODULES if order == "alphabetical" else MODULES[::-1]
-    result = _run(f"""
-        import importlib
-        for name in {names!r}:
-            importlib.import_module(name)
+        trials = {{"alone": [name for name in {MODULES!r} if not in_child([name])]}}
+        trials.update({{order: in_child(names) for order, names in {ORDERS!r}.items()}})
+        print(json.dumps(trials))
     """)
     assert result.returncode == 0, result.stderr[-6000:]
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "output": result.stderr[-6000:]}
+
+
+def test_every_module_imports_alone(import_trials):
+    """Each module in a process where no module of the package was imported before."""
+    assert import_trials["alone"] == [], import_trials["output"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_all_modules_import_in_one_process_in_either_order(import_trials, order):
+    assert import_trials[order], import_trials["output"]
 
 
 def _module_name(path: Path, package_dir: Path = PACKAGE_DIR) -> str:

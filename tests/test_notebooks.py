@@ -33,22 +33,3 @@ def test_header_and_parameters(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_uses_project_kernel(path):
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "tempscale"
-
-
-def test_readme_table_is_built_from_the_scraps_of_executed_notebooks(tmp_path):
-    """The README's numbers come from what notebooks 02 and 10 record (scrapbook), read back after papermill."""
-    papermill = pytest.importorskip("papermill")
-    from tempscale import readme
-
-    executed = tmp_path / "executed"
-    executed.mkdir()
-    for notebook in sorted(set(readme.SOURCES.values())):
-        papermill.execute_notebook(str(NOTEBOOKS[0].parent / f"{notebook}.ipynb"), str(executed / f"{notebook}.ipynb"),
-                                   parameters={"profile": "smoke"}, kernel_name="tempscale",
-                                   cwd=str(NOTEBOOKS[0].parent), progress_bar=False)
-    scraps = readme.read_scraps(executed)
-    taus = list(scraps["audit_table"].index)
-    lines = readme.results_table(scraps).splitlines()
-    assert taus and len(lines) == 2 + len(taus), "one row per τ this run evaluated"
-    ours = scraps["table_I"][("pgd20", "this run")]
-    assert all(f"| {ours[t]:.1f} (" in line for t, line in zip(taus, lines[2:])), "PGD-20 with its 95% interval"

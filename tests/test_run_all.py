@@ -1,5 +1,6 @@
 """`./run_all.sh`'s main job: notebooks run side by side (--jobs), single-threaded, each logged; a failure stops
-what has not started and says where to look; an unchanged rerun skips everything."""
+what has not started and says where to look; an unchanged rerun skips everything; the README table is built from
+what the executed notebooks recorded."""
 from __future__ import annotations
 
 import os
@@ -24,18 +25,39 @@ def summary(out: str) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in lines if line.strip()}
 
 
-def test_two_notebooks_at_once_then_an_unchanged_rerun_skips_both(tmp_path):
-    first = run_all(tmp_path, "--only", "00,01", "--jobs", "2")
+@pytest.fixture(scope="module")
+def two_notebooks(tmp_path_factory):
+    """02 and 10 (the README table's sources) run side by side under the smoke profile, then run again unchanged."""
+    tmp_path = tmp_path_factory.mktemp("main-job")
+    first = run_all(tmp_path, "--only", "02,10", "--jobs", "2")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "==> 00_gradient_analysis (profile smoke, 1 thread(s)" in first.stdout
+    return tmp_path, first, run_all(tmp_path, "--only", "02,10", "--jobs", "2")
+
+
+def test_two_notebooks_at_once_then_an_unchanged_rerun_skips_both(two_notebooks):
+    tmp_path, first, second = two_notebooks
+    assert "==> 02_robustness_tables (profile smoke, 1 thread(s)" in first.stdout
     # both started before either finished: they ran side by side
-    assert first.stdout.index("==> 01_train_temperatures") < first.stdout.index("<== ")
-    assert summary(first.stdout) == {"00_gradient_analysis": "ok", "01_train_temperatures": "ok"}
+    assert first.stdout.index("==> 10_gradient_masking_audit") < first.stdout.index("<== ")
+    assert summary(first.stdout) == {"02_robustness_tables": "ok", "10_gradient_masking_audit": "ok"}
     executed = tmp_path / "executed" / "smoke"
-    assert (executed / "00_gradient_analysis.log").stat().st_size > 0
-    assert (executed / "01_train_temperatures.ipynb").exists()
-    second = run_all(tmp_path, "--only", "00,01", "--jobs", "2")
+    assert (executed / "02_robustness_tables.log").stat().st_size > 0
+    assert (executed / "10_gradient_masking_audit.ipynb").exists()
     assert second.returncode == 0 and set(summary(second.stdout).values()) == {"current"}
+
+
+def test_readme_table_is_built_from_the_scraps_of_executed_notebooks(two_notebooks):
+    """The README's numbers come from what notebooks 02 and 10 record (scrapbook), read back after papermill."""
+    from tempscale import readme
+
+    executed = two_notebooks[0] / "executed" / "smoke"
+    assert {f"{notebook}.ipynb" for notebook in readme.SOURCES.values()} <= {p.name for p in executed.iterdir()}
+    scraps = readme.read_scraps(executed)
+    taus = list(scraps["audit_table"].index)
+    lines = readme.results_table(scraps).splitlines()
+    assert taus and len(lines) == 2 + len(taus), "one row per τ this run evaluated"
+    ours = scraps["table_I"][("pgd20", "this run")]
+    assert all(f"| {ours[t]:.1f} (" in line for t, line in zip(taus, lines[2:])), "PGD-20 with its 95% interval"
 
 
 def test_a_failure_stops_what_has_not_started_and_names_the_log(tmp_path):
