@@ -25,16 +25,44 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 
+pip_indexes() {
+    # uv reads neither pip.conf nor PIP_* variables: hand it the indexes and wheel folders pip is configured with (a
+    # local mirror, say), resolved as pip does: the best match over all of them.
+    echo --index-strategy unsafe-best-match
+    .venv/bin/python - <<'PY'
+import subprocess
+import sys
+
+listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+settings = {}   # key -> values; an environment variable (":env:") wins over the files, as in pip
+for line in listed.splitlines():
+    scope_key, _, value = line.partition("=")
+    scope, _, key = scope_key.rpartition(".")
+    if key in ("index-url", "extra-index-url", "find-links") and (scope == ":env:" or key not in settings):
+        settings[key] = value.strip("'\"").split()
+for key, values in settings.items():
+    for value in values:
+        print(f"--{key}", value)
+PY
+}
+
 ensure_env() {
     local stamp=.venv/.tempscale-install want
     want=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
     if [[ -x .venv/bin/python && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
         return
     fi
-    echo "==> installing the pinned environment into .venv (first run: a few minutes)"
+    echo "==> installing the pinned environment into .venv (first run: about a minute)"
     local t0=$SECONDS
     "${PYTHON:-python3}" -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt  # a full lock
+    # The lock (complete, hence --no-deps) is unpacked by uv, which extracts its wheels in parallel; pip, one at a
+    # time, spends minutes on torch's CUDA libraries. pip takes over if uv fails.
+    local uv_pin; uv_pin=$(grep -m1 '^uv==' requirements.txt)
+    if ! { .venv/bin/python -m pip install -qq --disable-pip-version-check --no-deps "$uv_pin" &&
+           .venv/bin/uv pip install -q --python .venv/bin/python --no-deps $(pip_indexes) -r requirements.txt; }; then
+        echo "==> uv could not install the lock; installing it with pip"
+        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt
+    fi
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     .venv/bin/python -m ipykernel install --sys-prefix --name tempscale --display-name "Python (tempscale)" >/dev/null
     echo "$want" >"$stamp"
