@@ -56,10 +56,12 @@ ensure_env() {
     local t0=$SECONDS
     "${PYTHON:-python3}" -m venv .venv
     # The lock (complete, hence --no-deps) is unpacked by uv, which extracts its wheels in parallel; pip, one at a
-    # time, spends minutes on torch's CUDA libraries. pip takes over if uv fails.
+    # time, spends minutes on torch's CUDA libraries. pip takes over if uv fails. Bytecode is compiled at install, as
+    # pip does: where PYTHONDONTWRITEBYTECODE is set, a venv without it compiles torch anew in every process.
     local uv_pin; uv_pin=$(grep -m1 '^uv==' requirements.txt)
     if ! { .venv/bin/python -m pip install -qq --disable-pip-version-check --no-deps "$uv_pin" &&
-           .venv/bin/uv pip install -q --python .venv/bin/python --no-deps $(pip_indexes) -r requirements.txt; }; then
+           .venv/bin/uv pip install -q --python .venv/bin/python --no-deps --compile-bytecode $(pip_indexes) \
+               -r requirements.txt; }; then
         echo "==> uv could not install the lock; installing it with pip"
         .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt
     fi
