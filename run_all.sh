@@ -46,10 +46,17 @@ for key, values in settings.items():
 PY
 }
 
+compile_library() {
+    # The library's own bytecode, refreshed where the source changed: where PYTHONDONTWRITEBYTECODE is set, every
+    # kernel and test process would otherwise compile it anew.
+    PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q lib/tempscale >/dev/null
+}
+
 ensure_env() {
     local stamp=.venv/.tempscale-install want
     want=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
     if [[ -x .venv/bin/python && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+        compile_library
         return
     fi
     echo "==> installing the pinned environment into .venv (first run: about a minute)"
@@ -68,6 +75,7 @@ ensure_env() {
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     .venv/bin/python -m ipykernel install --sys-prefix --name tempscale --display-name "Python (tempscale)" >/dev/null
     echo "$want" >"$stamp"
+    compile_library
     echo "==> environment ready in $((SECONDS - t0)) s"
 }
 
