@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from tempscale import assemble as A
+from tempscale.cli import main
 from tempscale.paths import output_path, output_tag
 from tempscale.profiles import GridCell, get_profile
 from tempscale.tables import side_by_side, write_table
@@ -79,15 +78,12 @@ def test_paper_grid_covers_every_paper_table():
     assert [(c.dataset, c.arch) for c in paper.grid if "09" in c.notebooks] == [("cifar100", "wrn28_10")]
 
 
-def test_grid_command_lists_one_line_per_notebook_run():
-    run = subprocess.run([sys.executable, "-m", "tempscale", "grid", "--profile", "paper"], capture_output=True,
-                         text=True, check=True)
-    lines = run.stdout.splitlines()
+def test_grid_command_lists_one_line_per_notebook_run(capsys):
+    assert main(["grid", "--profile", "paper"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert "08\tcifar100\twrn28_10" in lines and "02\ttinyimagenet\tresnet50" in lines
     assert len(lines) == len(set(lines)) == sum(len(c.notebooks) for c in get_profile("paper").grid)
-    quick = subprocess.run([sys.executable, "-m", "tempscale", "grid", "--profile", "quick"], capture_output=True,
-                           text=True, check=True)
-    assert quick.stdout == ""
+    assert main(["grid", "--profile", "quick"]) == 0 and capsys.readouterr().out == ""
 
 
 @pytest.mark.filterwarnings("ignore:no local pretrained weights")    # ViT without local weights: said, not tested
