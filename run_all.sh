@@ -145,7 +145,6 @@ run_notebooks() {
     [[ $profile == quick ]] || figures="$figures/$profile"
     mkdir -p "$out"
     local out_dir; out_dir=$(cd "$out" && pwd)   # absolute: the kernel runs in notebooks/
-    # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
     if [[ $profile == rehearsal && $list == 0 ]]; then
         # Tiny files in the official formats (random pixels), written once: the paper's code path without its data.
         export TEMPSCALE_DATA="$ROOT/build/rehearsal-data"
@@ -156,6 +155,7 @@ run_notebooks() {
     [[ $list == 1 ]] || preflight+=(--check-data)
     [[ $download == 0 ]] || preflight+=(--download)
     grid=$(.venv/bin/python -m tempscale grid "${preflight[@]}") || exit 2   # its one-line error is on stderr
+    # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
     for nb in "${notebooks[@]}"; do
         nb_id=$(basename "$nb" | cut -c1-2)
         if [[ -n "$only" && ",$only," != *",$nb_id,"* ]]; then continue; fi

@@ -125,5 +125,3 @@ def test_grid_check_data_is_run_all_preflight(cli, tmp_path, monkeypatch):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cifar-10-batches-py" in lines[0] and "--data-dir" in lines[0]
     assert cli("grid", "--profile", "quick", "--check-data").returncode == 0     # digits: bundled with sklearn
-    paper = cli("grid", "--profile", "paper").stdout.splitlines()
-    assert "01\tcifar10\tresnet50" in paper and "08\tcifar100\twrn28_10" in paper

@@ -120,3 +120,11 @@ def test_script_exit_codes(project, tmp_path):
     fresh = subprocess.run([sys.executable, str(SCRIPT), "fresh", str(stamp), key])
     stale = subprocess.run([sys.executable, str(SCRIPT), "fresh", str(stamp), "0" * 64])
     assert (fresh.returncode, stale.returncode) == (0, 1)
+
+
+def test_every_vit_weights_variable_keys_the_stamp():
+    """stamps.py runs without the package's imports (torch), so it names the ViT weight variables itself: each
+    variable of `models.VITS` must be among them, or changing that checkpoint would leave a notebook 'current'."""
+    from tempscale.models import VITS
+
+    assert {variable for _, variable in VITS.values()} <= set(stamps.STEERING)

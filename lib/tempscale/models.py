@@ -147,6 +147,11 @@ VITS = {
 }
 
 
+def is_vit(arch: str) -> bool:
+    """A vision transformer (its own training recipe, a patch-based LDD teacher)."""
+    return arch in VITS
+
+
 def find_vit_weights(weights: str | Path | None = None, arch: str = "vit_small_patch16_224") -> Path | None:
     """A local checkpoint of ViT `arch`: the given path, else its variable in `VITS`. Never downloads."""
     variable = VITS[arch][1]

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from .errors import InvalidSpecError
+from .models import is_vit
 from .spec import RunSpec
 
 PAPER_TAUS = (0.1, 0.5, 1.0, 10.0, 30.0, 50.0, 70.0, 100.0)   # Table I / II
@@ -49,7 +50,7 @@ RECIPES = MappingProxyType({
 
 def recipe_family(arch: str) -> str:
     """The key in `RECIPES` of an architecture's family: "vit" for vision transformers, else "cnn"."""
-    return "vit" if arch.startswith("vit") else "cnn"
+    return "vit" if is_vit(arch) else "cnn"
 
 
 def recipe_for(arch: str) -> dict:

@@ -18,8 +18,9 @@ from ..attacks import ATTACKS, attack_spec
 from ..data import first_n, load_dataset
 from ..evaluation import evaluate_run
 from ..inference import predict
-from ..methods.ldd import KD_LOSSES, is_vit, ldd_args
+from ..methods.ldd import KD_LOSSES, ldd_args
 from ..methods.pseudo import ldd_pseudo_args
+from ..models import is_vit
 from ..paper import ldd_table
 from ..paths import output_path
 from ..profiles import Profile

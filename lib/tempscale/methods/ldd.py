@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..errors import InvalidSpecError
 from ..inference import eval_mode, model_device
 from ..losses import check_tau, temperature_ce
-from ..models import VITS, Classifier, build_model, timm_vit, weights_for_init
+from ..models import VITS, Classifier, build_model, is_vit, timm_vit, weights_for_init
 from .base import Method, MethodArgs, arg, register_method
 
 if TYPE_CHECKING:
@@ -136,10 +136,6 @@ class InputPooledClassifier(Classifier):
 
 
 # --- teachers -------------------------------------------------------------------------------------------------------
-
-def is_vit(arch: str) -> bool:
-    return arch.startswith("vit")
-
 
 def _large_stride_conv(conv: nn.Conv2d, ratio: int) -> nn.Conv2d:
     return nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=3 * ratio, stride=ratio, padding=ratio,
@@ -281,5 +277,4 @@ class LowDimensionDistillation(Method):
 
 
 __all__ = ["REDUCTIONS", "KD_LOSSES", "LDDArgs", "LDD_DEFAULTS", "ldd_args", "LDDPair", "InputPooledClassifier",
-           "build_teacher", "backbone_input_shape", "is_vit", "kd_loss", "LDDLoss", "ldd_loss",
-           "LowDimensionDistillation"]
+           "build_teacher", "backbone_input_shape", "kd_loss", "LDDLoss", "ldd_loss", "LowDimensionDistillation"]
