@@ -124,3 +124,10 @@ def test_no_function_level_imports_of_the_package():
                 offenders.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{line} imports {target}")
     assert not offenders, "imports inside functions (move them to the top; a cycle means a layer is wrong):\n" + \
         "\n".join(offenders)
+
+
+def test_the_lock_leaves_out_the_iri_grammar():
+    """jsonschema imports rfc3987-syntax whenever it is installed, which builds a grammar in every process that
+    imports nbformat (README: "Updating the pins"); regenerating the lock must keep it out."""
+    lock = (PACKAGE_DIR.parents[1] / "requirements.txt").read_text().splitlines()
+    assert [line for line in lock if line.startswith(("rfc3987-syntax==", "lark=="))] == []
