@@ -1,6 +1,7 @@
 """Where the main job's time goes: every notebook executed as ``./run_all.sh`` does, sampled by py-spy.
 
     .venv/bin/python benchmarks/profile_main_job.py [--profile quick] [--only 00,02] [--runs-dir DIR] [--json OUT]
+    .venv/bin/python benchmarks/profile_main_job.py --profile rehearsal --dataset cifar100 --arch wrn28_10 --only 08
 
 Each notebook runs under ``py-spy record --subprocesses`` (a sampling profiler outside the process: it does not slow
 the kernel down), from an empty run store unless ``--runs-dir`` names a filled one. The samples are sorted into
@@ -23,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tempscale.rehearsal import write_rehearsal_data
+
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 20   # samples per second per process
 
@@ -40,7 +43,8 @@ OPERATIONS = (
     ("corruptions", r"tempscale/corruptions\.py"),
     ("t-SNE", r"sklearn/manifold"),
     ("GradCAM", r"pytorch_grad_cam/|tempscale/gradcam\.py"),
-    ("evaluation cache (hash, load, save)", r"tempscale/(robustness|io)\.py"),
+    ("stored files (save, load, checksum)", r"tempscale/io\.py"),
+    ("evaluation cache keys (fingerprints)", r"tempscale/robustness\.py"),
     ("data loading", r"tempscale/data\.py"),
     ("plotting", r"matplotlib/|seaborn/"),
     ("imports", r"<frozen importlib|_find_and_load"),
@@ -81,11 +85,12 @@ def notebooks(only: str | None) -> list[Path]:
     return [p for p in paths if wanted is None or p.name[:2] in wanted]
 
 
-def profile_notebook(path: Path, profile: str, out_dir: Path, env: dict) -> tuple[float, collections.Counter]:
+def profile_notebook(path: Path, parameters: dict, out_dir: Path, env: dict) -> tuple[float, collections.Counter]:
     raw = out_dir / f"{path.stem}.txt"
+    injected = [arg for name, value in parameters.items() if value is not None for arg in ("-p", name, value)]
     command = [py_spy(), "record", "--subprocesses", "--rate", str(RATE), "--format", "raw", "--output", str(raw),
                "--", sys.executable, "-m", "papermill", str(path), str(out_dir / path.name), "-k", "tempscale",
-               "-p", "profile", profile, "--log-level", "ERROR"]
+               *injected, "--log-level", "ERROR"]
     began = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - began, parse_raw(raw)
@@ -95,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,02")
+    parser.add_argument("--dataset", help="a grid cell's dataset (default: the profile's)")
+    parser.add_argument("--arch", help="a grid cell's architecture (default: the profile's)")
     parser.add_argument("--runs-dir", help="run store to use (default: a fresh empty one)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -104,9 +111,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "TEMPSCALE_RUNS": args.runs_dir or str(Path(tmp) / "runs"),
                "TEMPSCALE_FIGURES": str(Path(tmp) / "figures"), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+        if args.profile == "rehearsal":   # its tiny files in the official formats, as run_all.sh writes them
+            env["TEMPSCALE_DATA"] = str(write_rehearsal_data(Path(tmp) / "rehearsal-data"))
+        parameters = {"profile": args.profile, "dataset": args.dataset, "arch": args.arch}
         results = {}
         for path in selected:
-            wall, ops = profile_notebook(path, args.profile, Path(tmp), env)
+            wall, ops = profile_notebook(path, parameters, Path(tmp), env)
             ops["outside the cells (kernel start-up, papermill)"] = max(0.0, wall - sum(ops.values()))
             results[path.stem] = {"wall_s": wall, "operations_s": dict(ops.most_common())}
             top = ", ".join(f"{name} {s:.0f}" for name, s in ops.most_common(5))
@@ -119,7 +129,7 @@ def main() -> None:
     for name, seconds in totals.most_common():
         print(f"  {name:<48} {seconds:7.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"profile": args.profile, "notebooks": results,
+        Path(args.json).write_text(json.dumps({**parameters, "notebooks": results,
                                                "operations_s": dict(totals.most_common())}, indent=1))
 
 

@@ -167,6 +167,15 @@ class MemoryCheckpoint:
         self.states.append({k: (v.copy() if isinstance(v, list) else v) for k, v in state.items()})
 
 
+def test_the_summary_scores_the_returned_weights():
+    """clean_acc is read from the last epoch's test pass (no second pass): it must be the returned model's."""
+    spec = _spec(epochs=2)
+    bundle = load_dataset(spec.dataset, spec.image_size)
+    trained = fit(spec, bundle, progress=False)
+    errors, total = count_errors(trained.model, bundle.test, torch.device("cpu"))
+    assert (trained.summary["clean_acc"], trained.summary["test_examples"]) == (1 - errors / total, total)
+
+
 def test_fit_without_a_store_equals_the_stored_run(tmp_path):
     spec = _spec(epochs=2)
     bundle = load_dataset(spec.dataset, spec.image_size)

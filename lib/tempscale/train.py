@@ -331,7 +331,10 @@ def fit(spec: RunSpec, bundle: DataBundle, device: str | torch.device | None = N
         if last is not None:
             model.load_state_dict(last["model"])
     elapsed = elapsed_before + time.perf_counter() - t0
-    errors, total = count_errors(model, test_set, dev)
+    if history and not diverged:   # the last epoch already scored these weights: a full test pass less per run
+        errors, total = history[-1]["test_errors"], history[-1]["test_total"]
+    else:
+        errors, total = count_errors(model, test_set, dev)
     summary = {
         "clean_acc": 1 - errors / total, "test_examples": total, "epochs_done": len(history),
         "diverged": diverged, "diverged_epoch": None if diverged_epoch is None else diverged_epoch + 1,
