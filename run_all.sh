@@ -204,8 +204,11 @@ run_notebooks() {
                 # The kernel lists every table and figure file it writes in its output log (the stamp's outputs).
                 outputs="$out_dir/.$name.outputs"; rm -f "$stamp" "$outputs"
                 # The inline backend (ipykernel's default) keeps each figure in the executed copy for the HTML pages.
+                # papermill_ipc: papermill with the kernel on private Unix sockets (two kernels starting at once can
+                # race for the same TCP port).
                 ( MPLBACKEND=module://matplotlib_inline.backend_inline TEMPSCALE_OUTPUT_LOG=$outputs \
-                    .venv/bin/papermill "$nb" "$out/$name.ipynb" -k tempscale -p profile "$profile" "${params[@]}" \
+                    .venv/bin/python -m tempscale.papermill_ipc "$nb" "$out/$name.ipynb" -k tempscale \
+                        -p profile "$profile" "${params[@]}" \
                         --cwd notebooks --log-level WARNING >"$out/$name.log" 2>&1 &&
                     .venv/bin/python lib/tempscale/stamps.py record "$stamp" "$key" "$outputs" "$out/$name.ipynb"
                   status=$?; rm -f "$outputs"; exit $status ) &

@@ -89,8 +89,8 @@ def profile_notebook(path: Path, parameters: dict, out_dir: Path, env: dict) -> 
     raw = out_dir / f"{path.stem}.txt"
     injected = [arg for name, value in parameters.items() if value is not None for arg in ("-p", name, value)]
     command = [py_spy(), "record", "--subprocesses", "--rate", str(RATE), "--format", "raw", "--output", str(raw),
-               "--", sys.executable, "-m", "papermill", str(path), str(out_dir / path.name), "-k", "tempscale",
-               *injected, "--log-level", "ERROR"]
+               "--", sys.executable, "-m", "tempscale.papermill_ipc", str(path), str(out_dir / path.name),
+               "-k", "tempscale", *injected, "--log-level", "ERROR"]
     began = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - began, parse_raw(raw)

@@ -3,11 +3,15 @@ what has not started and says where to look; an unchanged rerun skips everything
 what the executed notebooks recorded."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from tempscale import papermill_ipc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,3 +80,18 @@ def test_bad_jobs_is_one_line_before_anything_runs(tmp_path, jobs):
     done = run_all(tmp_path, "--jobs", jobs)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--jobs" in done.stderr
     assert not (tmp_path / "executed").exists()
+
+
+def test_the_kernel_runs_on_private_unix_sockets_that_are_removed_after(tmp_path):
+    """run_all.sh executes notebooks through papermill_ipc: no TCP port another kernel could take first."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from ipykernel import get_connection_info\nprint(get_connection_info())")])
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    with pytest.raises(SystemExit) as done:
+        papermill_ipc.main([str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), "-k", "tempscale",
+                            "--log-level", "ERROR", "--no-progress-bar"])
+    assert done.value.code == 0
+    printed = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"]
+    info = json.loads(printed)
+    assert info["transport"] == "ipc"
+    assert not Path(info["ip"]).parent.exists()
