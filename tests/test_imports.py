@@ -131,3 +131,23 @@ def test_the_lock_leaves_out_the_iri_grammar():
     imports nbformat (README: "Updating the pins"); regenerating the lock must keep it out."""
     lock = (PACKAGE_DIR.parents[1] / "requirements.txt").read_text().splitlines()
     assert [line for line in lock if line.startswith(("rfc3987-syntax==", "lark=="))] == []
+
+
+def test_the_package_imports_its_parts_on_first_use():
+    """`import tempscale` loads nothing heavy (the papermill launcher of every notebook imports it), and each public
+    name, submodule and registry is there when first used."""
+    result = _run("""
+        import sys
+        import tempscale.papermill_ipc
+        print(sorted(m for m in ("torch", "matplotlib", "scipy", "pandas") if m in sys.modules))
+        import tempscale as ts
+        assert ts.get_profile("smoke").name == "smoke" and ts.Attack.PGD20 == "pgd20"
+        assert {"train_grid", "audit_grid", "write_table"} <= set(dir(ts))
+        assert "ldd" in ts.methods.METHODS and ts.attacks.attack_names()
+        try:
+            ts.no_such_name
+        except AttributeError as error:
+            print(error)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "module 'tempscale' has no attribute 'no_such_name'"]

@@ -13,19 +13,46 @@ The verbs a notebook needs; everything else lives in the submodules (README: "La
     ts.save_figure(fig, "fig2_tsne", P); ts.write_table(frame, ts.output_path(P, stem), caption)
 
 Vocabularies are closed (`Attack`, `Metric`, `Corruption`, `Dataset`, `Arch`): a misspelt name fails at once with
-the valid values. Importing the package registers every training method and audit check (their registries are
-leaves; the plugins register themselves, as timm's models do).
+the valid values. Every training method and audit check is registered as soon as its registry is imported (the
+registries are leaves; the plugins register themselves, as timm's models do).
 """
-from . import methods, paper
-from .audit import AuditBudget, audit_grid
-from .evaluation import evaluate_grid, evaluate_run
-from .experiments import class_names, eval_set, notebook_profile, train_grid
-from .paths import output_path
-from .plots import save_figure, use_style
-from .profiles import get_profile
-from .runs import get_or_train
-from .tables import side_by_side, write_table
-from .vocab import Arch, Attack, Corruption, Dataset, Metric
+import importlib
+
+# name → the submodule that defines it. Imported on first use (PEP 562), so a process that needs one module (the
+# papermill launcher, the command line, a kernel importing `tempscale.experiments`) does not pay for torch,
+# matplotlib and scipy it never touches. Registries fill themselves: `tempscale.methods` and `tempscale.audit`
+# import their plugins whenever any of their modules is imported.
+_EXPORTS = {
+    "AuditBudget": "audit", "audit_grid": "audit",
+    "evaluate_grid": "evaluation", "evaluate_run": "evaluation",
+    "class_names": "experiments", "eval_set": "experiments", "notebook_profile": "experiments",
+    "train_grid": "experiments",
+    "output_path": "paths",
+    "save_figure": "plots", "use_style": "plots",
+    "get_profile": "profiles",
+    "get_or_train": "runs",
+    "side_by_side": "tables", "write_table": "tables",
+    "Arch": "vocab", "Attack": "vocab", "Corruption": "vocab", "Dataset": "vocab", "Metric": "vocab",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)   # a submodule: ts.methods, ts.paper, ts.attacks
+        except ModuleNotFoundError as missing:
+            if missing.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

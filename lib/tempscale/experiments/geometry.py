@@ -13,7 +13,6 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
 
 from .. import analysis as A
 from ..attacks import AttackSpec, run_attack
@@ -27,6 +26,8 @@ STRONG_RANK = 0.7               # |Spearman ρ| from which a trend over the τ g
 
 def rank_correlations(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> dict[str, float]:
     """Spearman ρ between the τ index and each column (+1: rises at every step of τ, −1: falls)."""
+    from scipy.stats import spearmanr   # here: scipy.stats takes half a second to import
+
     columns = frame.columns if columns is None else columns
     return {c: float(spearmanr(frame.index, frame[c]).statistic) for c in columns}
 

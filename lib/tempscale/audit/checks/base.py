@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import ClassVar, Iterable
 
 import torch
-from scipy.stats import binomtest
 
 from ...errors import InvalidSpecError
 from ..report import CheckResult
@@ -85,6 +84,8 @@ def one_sided_p(successes: int, trials: int, p0: float) -> float:
     """Exact one-sided binomial p-value P(X ≥ successes) for X ~ Binomial(trials, p0) (1.0 when trials = 0)."""
     if trials <= 0 or successes <= 0:
         return 1.0
+    from scipy.stats import binomtest   # here: scipy.stats takes half a second to import, in every kernel
+
     return float(binomtest(successes, trials, p0, alternative="greater").pvalue)
 
 
