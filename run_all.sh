@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of this project:
-#   ./run_all.sh         regenerate every figure and table: executes notebooks/NN_*.ipynb in order with papermill
+#   ./run_all.sh         regenerate every figure and table: executes notebooks/NN_*.ipynb with papermill (00, 01
+#                        first, then the longest: START_ORDER)
 #                        (quick profile: digits on a CPU) → figures/, executed copies in executed/<profile>/
 #   ./run_all.sh test    unit tests + every notebook under the smoke profile with nbval
 #   ./run_all.sh lab     JupyterLab on notebooks/ with the project kernel and the batch run's run store
@@ -102,6 +103,20 @@ known_profiles() {
     sed -n 's/^    name="\([A-Za-z0-9_-]*\)",$/\1/p' lib/tempscale/profiles.py | tr '\n' ' '
 }
 
+# The order notebooks start in; any not named follow in number order. 00 and 01 first: every other notebook reads
+# the τ grid they train (they split its runs through the run store's locks). Then the longest first, so that the two
+# lanes finish together: 02 and the audit (10) side by side, which attack the τ grid from opposite ends and so split
+# the attacks they share (a notebook needing an evaluation another is computing waits on its lock, then reads it).
+START_ORDER="00 01 02 10 06 07 08 03 04 05 09 11"
+
+in_start_order() {
+    local id nb
+    for id in $START_ORDER; do
+        for nb in "$@"; do [[ $(basename "$nb" | cut -c1-2) != "$id" ]] || echo "$nb"; done
+    done
+    for nb in "$@"; do [[ " $START_ORDER " == *" $(basename "$nb" | cut -c1-2) "* ]] || echo "$nb"; done
+}
+
 run_notebooks() {
     local profile=quick only="" keep_going=0 download=0 force=0 list=0 n_jobs=2
     while [[ $# -gt 0 ]]; do
@@ -156,7 +171,7 @@ run_notebooks() {
     [[ $download == 0 ]] || preflight+=(--download)
     grid=$(.venv/bin/python -m tempscale grid "${preflight[@]}") || exit 2   # its one-line error is on stderr
     # One job per notebook, or per notebook and grid cell (dataset, arch) for a profile with a grid.
-    for nb in "${notebooks[@]}"; do
+    for nb in $(in_start_order "${notebooks[@]}"); do
         nb_id=$(basename "$nb" | cut -c1-2)
         if [[ -n "$only" && ",$only," != *",$nb_id,"* ]]; then continue; fi
         if [[ -z $grid ]]; then

@@ -153,11 +153,14 @@ def audit_grid(runs: Mapping[float, Run], x: torch.Tensor, y: torch.Tensor, budg
         log(f"transfer check: {note or f'reference {reference.dir.name}'}")
     reference_model = reference.load_model() if reference is not None else None
     reports = {}
-    for tau, run in runs.items():
-        reports[tau] = audit(run.load_model(), x, y, tau_train=tau, reference_model=reference_model, budget=budget,
-                             cache_dir=run.eval_dir, transfer_note=note)
+    # Highest τ first: notebook 02 attacks the grid from the lowest τ, so when the two run side by side (as
+    # ./run_all.sh starts them) each computes the attacks they share for its own end of the grid and reads the
+    # other's from the cache, instead of waiting on the same evaluation's lock. The order changes no number.
+    for tau in sorted(runs, reverse=True):
+        reports[tau] = audit(runs[tau].load_model(), x, y, tau_train=tau, reference_model=reference_model,
+                             budget=budget, cache_dir=runs[tau].eval_dir, transfer_note=note)
         log(f"{format_tau(tau):>9}: {reports[tau].verdict}  ({reports[tau].elapsed_s:.0f} s)")
-    return reports
+    return {tau: reports[tau] for tau in runs}
 
 
 def audit_run(run: Run, profile: Profile | str, n_eval: int | None = None, data_dir: str | Path | None = None,
