@@ -337,7 +337,7 @@ def test_a_new_method_trains_through_the_run_store(tmp_path, monkeypatch):
 OLD_NOTEBOOK_BUDGETS = {
     "smoke": dict(epochs=1, madry_steps=3, madry_alpha=4 / 255, n_eval=32, autoattack_n=8,
                   autoattack={"n_queries": 50, "steps": 10}, pseudo_attack_steps=20),
-    "quick": dict(epochs=6, madry_steps=3, madry_alpha=12 / 255, n_eval=200, autoattack_n=50,
+    "quick": dict(epochs=3, madry_steps=3, madry_alpha=12 / 255, n_eval=200, autoattack_n=50,
                   autoattack=dict(steps=10, n_queries=100), pseudo_attack_steps=20),
     "paper": dict(epochs=None, madry_steps=10, madry_alpha=2 / 255, n_eval=None, autoattack_n=None,
                   autoattack=None, pseudo_attack_steps=200),
