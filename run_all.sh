@@ -110,11 +110,11 @@ known_profiles() {
 START_ORDER="00 01 02 10 06 07 08 03 04 05 09 11"
 
 in_start_order() {
-    local id nb
+    local id nb name
     for id in $START_ORDER; do
-        for nb in "$@"; do [[ $(basename "$nb" | cut -c1-2) != "$id" ]] || echo "$nb"; done
+        for nb in "$@"; do name=${nb##*/}; [[ ${name:0:2} != "$id" ]] || echo "$nb"; done
     done
-    for nb in "$@"; do [[ " $START_ORDER " == *" $(basename "$nb" | cut -c1-2) "* ]] || echo "$nb"; done
+    for nb in "$@"; do name=${nb##*/}; [[ " $START_ORDER " == *" ${name:0:2} "* ]] || echo "$nb"; done
 }
 
 run_notebooks() {

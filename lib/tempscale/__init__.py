@@ -56,6 +56,4 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = ["Arch", "Attack", "AuditBudget", "Corruption", "Dataset", "Metric", "audit_grid", "class_names",
-           "eval_set", "evaluate_grid", "evaluate_run", "get_or_train", "get_profile", "methods", "notebook_profile",
-           "output_path", "paper", "save_figure", "side_by_side", "train_grid", "use_style", "write_table"]
+__all__ = sorted([*_EXPORTS, "methods", "paper"])
